@@ -1,0 +1,40 @@
+"""Finding the real servers the tests talk to.
+
+A test that needs MariaDB or Redis asks for it through `require_service`: on a machine
+without the server the test is skipped with the reason, but under CI (`CI=true`) a missing
+server fails the run, because a green run that skipped everything proves nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+
+REDIS_URL = os.environ.get("QUART_APP_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+MYSQL_URL = os.environ.get("QUART_APP_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/quart_app_test")
+
+
+def running_under_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def port_is_open(url: str, timeout: float = 1.0) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 0), timeout):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, url: str) -> str:
+    """Return `url` when its server answers; otherwise skip (or fail under CI)."""
+    if port_is_open(url):
+        return url
+    reason = f"{name} is not reachable at {url}"
+    if running_under_ci():
+        pytest.fail(f"{reason}, and CI=true makes a missing service a failure", pytrace=False)
+    pytest.skip(reason)
