@@ -1,0 +1,38 @@
+"""Liveness and readiness probes for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint, current_app
+
+from ..cache import CacheUnavailable
+from ..extensions import cache
+
+health = Blueprint("health", __name__)
+
+RETRY_AFTER_SECONDS = 5
+
+
+@health.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "alive"}
+
+
+@health.get("/readyz")
+async def readyz() -> tuple[dict[str, Any], int, dict[str, str]]:
+    checks: dict[str, dict[str, Any]] = {"cache": await _cache_check()}
+    down = [name for name, check in checks.items() if not check["ok"]]
+    body = {"status": "unavailable" if down else "ready", "down": down, "checks": checks}
+    if down:
+        return body, 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    return body, 200, {}
+
+
+async def _cache_check() -> dict[str, Any]:
+    check: dict[str, Any] = {"backend": current_app.config["CACHE_TYPE"]}
+    try:
+        await cache.client.ping()
+    except CacheUnavailable as error:
+        return {**check, "ok": False, "error": str(error)}
+    return {**check, "ok": True}

@@ -1,0 +1,236 @@
+"""`CacheClient`: Flask-Caching's API, async, over one aiocache backend.
+
+It owns what must behave the same on every backend: the key prefix, the default timeout,
+serialisation (values come back by value; `None` is a value, not a miss) and what happens
+when the backend is unreachable (misses and dropped writes, logged once per outage, with a
+short pause before the backend is tried again).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from aiocache.base import BaseCache
+
+from .backends import REDIS_OUTAGE_ERRORS, BoundedMemoryBackend, NullBackend, PrefixedRedisBackend
+from .serialization import ValueSerializer
+
+logger = logging.getLogger("quart_app.cache")
+
+T = TypeVar("T")
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+#: Pass as `default=` to tell a miss from a cached `None`.
+MISSING: Any = _Missing()
+
+
+class CacheUnavailable(Exception):
+    """The cache backend cannot be reached (raised only when CACHE_IGNORE_ERRORS is false)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSettings:
+    cache_type: str = "SimpleCache"
+    default_timeout: int = 300
+    key_prefix: str = "quart_app:"
+    threshold: int = 500
+    ignore_errors: bool = True
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_pool_size: int = 32
+    redis_timeout: float = 1.0
+    retry_interval: float = 2.0
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> CacheSettings:
+        return cls(
+            cache_type=config["CACHE_TYPE"],
+            default_timeout=config["CACHE_DEFAULT_TIMEOUT"],
+            key_prefix=config["CACHE_KEY_PREFIX"],
+            threshold=config["CACHE_THRESHOLD"],
+            ignore_errors=config["CACHE_IGNORE_ERRORS"],
+            redis_url=config["CACHE_REDIS_URL"],
+            redis_pool_size=config["CACHE_REDIS_POOL_SIZE"],
+            redis_timeout=config["CACHE_REDIS_TIMEOUT"],
+            retry_interval=config["CACHE_RETRY_INTERVAL"],
+        )
+
+
+def make_backend(settings: CacheSettings) -> BaseCache:
+    if settings.cache_type == "RedisCache":
+        return PrefixedRedisBackend(
+            settings.redis_url, settings.redis_pool_size, settings.redis_timeout
+        )
+    if settings.cache_type == "NullCache":
+        return NullBackend()
+    return BoundedMemoryBackend(settings.threshold)
+
+
+class CacheClient:
+    """One app's cache. Timeouts are seconds; `None` means the default, 0 means never expire."""
+
+    def __init__(self, settings: CacheSettings, backend: BaseCache | None = None) -> None:
+        self.settings = settings
+        self.backend = backend if backend is not None else make_backend(settings)
+        self._serializer = ValueSerializer()
+        self._prefix = settings.key_prefix
+        self._outage_errors = (
+            REDIS_OUTAGE_ERRORS if isinstance(self.backend, PrefixedRedisBackend) else ()
+        )
+        self._down_since: float | None = None
+        self._retry_at = 0.0
+
+    # --- Flask-Caching's API ------------------------------------------------------------
+
+    async def get(self, key: str, default: Any = None) -> Any:
+        text = await self._call(self.backend.get, None, self._key(key))
+        return default if text is None else self._serializer.loads(text)
+
+    async def set(self, key: str, value: Any, timeout: int | float | None = None) -> bool:
+        text = self._serializer.dumps(value)
+        result = await self._call(
+            self.backend.set, False, self._key(key), text, ttl=self._ttl(timeout)
+        )
+        return bool(result)
+
+    async def add(self, key: str, value: Any, timeout: int | float | None = None) -> bool:
+        """Store only if `key` is absent; False when it was already there."""
+        text = self._serializer.dumps(value)
+        try:
+            return bool(
+                await self._call(self.backend.add, False, self._key(key), text,
+                                 ttl=self._ttl(timeout))
+            )
+        except ValueError:
+            return False
+
+    async def delete(self, key: str) -> bool:
+        return bool(await self._call(self.backend.delete, 0, self._key(key)))
+
+    async def has(self, key: str) -> bool:
+        return bool(await self._call(self.backend.exists, False, self._key(key)))
+
+    async def clear(self) -> bool:
+        """Remove every key under this app's prefix, and nothing else."""
+        return bool(await self._call(self.backend.clear, False, namespace=self._prefix))
+
+    async def get_many(self, *keys: str) -> list[Any]:
+        """Values in the order of `keys`; a miss is `None`, as in Flask-Caching."""
+        texts = await self._call(
+            self.backend.multi_get, [None] * len(keys), [self._key(key) for key in keys]
+        )
+        return [None if text is None else self._serializer.loads(text) for text in texts]
+
+    async def get_dict(self, *keys: str) -> dict[str, Any]:
+        return dict(zip(keys, await self.get_many(*keys), strict=True))
+
+    async def set_many(
+        self, mapping: Mapping[str, Any], timeout: int | float | None = None
+    ) -> list[str]:
+        """Store every pair; returns the keys that were stored (all, or none on an outage)."""
+        pairs = [(self._key(key), self._serializer.dumps(value)) for key, value in mapping.items()]
+        if not pairs:
+            return []
+        stored = await self._call(self.backend.multi_set, False, pairs, ttl=self._ttl(timeout))
+        return list(mapping) if stored else []
+
+    async def delete_many(self, *keys: str) -> list[str]:
+        """Delete each key; returns the keys that existed and were removed."""
+        deleted = []
+        for key in keys:
+            if await self.delete(key):
+                deleted.append(key)
+        return deleted
+
+    async def inc(self, key: str, delta: int = 1) -> int | None:
+        """Add `delta` to an integer value (a missing key counts as 0); None on an outage."""
+        result = await self._call(self.backend.increment, None, self._key(key), delta)
+        return None if result is None else int(result)
+
+    async def dec(self, key: str, delta: int = 1) -> int | None:
+        return await self.inc(key, -delta)
+
+    # --- health and lifecycle -----------------------------------------------------------
+
+    @property
+    def is_down(self) -> bool:
+        return self._down_since is not None
+
+    async def ping(self) -> None:
+        """Raise CacheUnavailable if the backend cannot be reached right now."""
+        if not isinstance(self.backend, PrefixedRedisBackend):
+            return
+        try:
+            await self.backend.ping()
+        except self._outage_errors as error:
+            self._note_outage(error)
+            raise CacheUnavailable(f"redis unreachable: {error}") from None
+        self._note_recovery()
+
+    async def close(self) -> None:
+        try:
+            await self.backend.close()
+        except self._outage_errors as error:
+            logger.warning("cache close failed: %s", error)
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _key(self, key: str) -> str:
+        if not isinstance(key, str):
+            raise TypeError(f"cache keys are strings, not {type(key).__name__}")
+        return self._prefix + key
+
+    def _ttl(self, timeout: int | float | None) -> int | float | None:
+        if timeout is None:
+            timeout = self.settings.default_timeout
+        if timeout < 0:
+            raise ValueError("a cache timeout cannot be negative")
+        return None if timeout == 0 else timeout
+
+    async def _call(
+        self, operation: Callable[..., Awaitable[T]], fallback: T, *args: Any, **kwargs: Any
+    ) -> T:
+        if not self._outage_errors:
+            return await operation(*args, **kwargs)
+        if self._down_since is not None and time.monotonic() < self._retry_at:
+            return self._outage_result(fallback, None)
+        try:
+            result = await operation(*args, **kwargs)
+        except self._outage_errors as error:
+            self._note_outage(error)
+            return self._outage_result(fallback, error)
+        if self._down_since is not None:
+            self._note_recovery()
+        return result
+
+    def _outage_result(self, fallback: T, error: BaseException | None) -> T:
+        if self.settings.ignore_errors:
+            return fallback
+        raise CacheUnavailable(f"cache backend unreachable: {error or 'in retry pause'}")
+
+    def _note_outage(self, error: BaseException) -> None:
+        now = time.monotonic()
+        if self._down_since is None:
+            self._down_since = now
+            logger.warning(
+                "cache backend unreachable (%s); treating reads as misses and dropping writes "
+                "until it answers again", error,
+            )
+        self._retry_at = now + self.settings.retry_interval
+
+    def _note_recovery(self) -> None:
+        if self._down_since is not None:
+            logger.warning(
+                "cache backend reachable again after %.1f s", time.monotonic() - self._down_since
+            )
+            self._down_since = None

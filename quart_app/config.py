@@ -1,0 +1,229 @@
+"""Settings: the built-in defaults, how the layers are loaded, and their validation.
+
+Layers, later wins: `DEFAULTS`, the settings file (`QUART_APP_SETTINGS` or the repo's own
+`settings.toml`), `QUART_*` environment variables, then the mapping given to `create_app`.
+Every value is checked once, at start-up; a bad one raises `ConfigError`, whose message is a
+single line naming the key, the value and what was expected.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tomllib
+from collections.abc import Callable, Mapping, MutableMapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from quart import Config
+
+from .errors import ConfigError
+
+SETTINGS_ENV_VAR = "QUART_APP_SETTINGS"
+REPO_SETTINGS_FILE = Path(__file__).resolve().parent.parent / "settings.toml"
+
+DEFAULTS: dict[str, Any] = {
+    "DEBUG": False,
+    "LOG_LEVEL": "INFO",
+    "SECRET_KEY": None,
+    "SEED_ROUTES": True,
+    "MAX_CONTENT_LENGTH": 64 * 1024,
+    # Flask-Caching's names, with Flask-Caching's meanings.
+    "CACHE_TYPE": "SimpleCache",
+    "CACHE_DEFAULT_TIMEOUT": 300,
+    "CACHE_KEY_PREFIX": "quart_app:",
+    "CACHE_THRESHOLD": 500,
+    "CACHE_IGNORE_ERRORS": True,
+    "CACHE_REDIS_URL": "redis://127.0.0.1:6379/0",
+    # Beyond Flask-Caching.
+    "CACHE_REDIS_POOL_SIZE": 32,
+    "CACHE_REDIS_TIMEOUT": 1.0,
+    "CACHE_RETRY_INTERVAL": 2.0,
+    "DATABASE_URL": "sqlite:///quart_app.sqlite3",
+    "DATABASE_POOL": {},
+}
+
+# Flask-Caching accepts several spellings of a backend; all of them mean one of ours.
+CACHE_TYPE_ALIASES: dict[str, str] = {
+    "simplecache": "SimpleCache",
+    "simple": "SimpleCache",
+    "flask_caching.backends.simplecache": "SimpleCache",
+    "rediscache": "RedisCache",
+    "redis": "RedisCache",
+    "flask_caching.backends.rediscache": "RedisCache",
+    "nullcache": "NullCache",
+    "null": "NullCache",
+    "flask_caching.backends.nullcache": "NullCache",
+}
+
+# Keys the QUART_ prefix catches that are Quart's own command-line switches, not settings.
+_ENV_KEYS_NOT_SETTINGS = ("APP_SETTINGS", "APP")
+
+# Settings that may hold credentials, so they must come from the environment.
+_SECRET_KEYS = ("SECRET_KEY",)
+_URL_KEYS = ("DATABASE_URL", "CACHE_REDIS_URL")
+
+
+def load_config(config: Config, overrides: Mapping[str, Any] | None = None) -> None:
+    """Fill `config` from every layer, then validate and normalise it in place."""
+    config.from_mapping(copy.deepcopy(DEFAULTS))
+    file_values = read_settings_file(settings_file_path())
+    refuse_secrets_in_file(file_values)
+    deep_merge(config, file_values)
+    config.from_prefixed_env("QUART")
+    for key in _ENV_KEYS_NOT_SETTINGS:
+        config.pop(key, None)
+    if overrides:
+        deep_merge(config, {key: value for key, value in overrides.items() if key.isupper()})
+    validate(config)
+
+
+def settings_file_path() -> Path | None:
+    """The file named by `QUART_APP_SETTINGS`, else the repo's own `settings.toml` if present."""
+    named = os.environ.get(SETTINGS_ENV_VAR)
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise ConfigError(SETTINGS_ENV_VAR, named, "the path of an existing TOML file")
+        return path
+    return REPO_SETTINGS_FILE if REPO_SETTINGS_FILE.is_file() else None
+
+
+def read_settings_file(path: Path | None) -> dict[str, Any]:
+    """The UPPERCASE tables and keys of a TOML file; lowercase ones (`[hypercorn]`) are run.py's."""
+    if path is None:
+        return {}
+    try:
+        with path.open("rb") as file:
+            data = tomllib.load(file)
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(SETTINGS_ENV_VAR, str(path), f"a readable TOML file ({error})") from None
+    return {key: value for key, value in data.items() if key.isupper()}
+
+
+def refuse_secrets_in_file(values: Mapping[str, Any]) -> None:
+    for key in _SECRET_KEYS:
+        if values.get(key):
+            raise ConfigError(key, "<hidden>", f"set only in the environment (QUART_{key})")
+    for key in _URL_KEYS:
+        url = values.get(key)
+        if isinstance(url, str) and urlsplit(url).password:
+            raise ConfigError(
+                key, mask_password(url), f"no password in a settings file: set QUART_{key}"
+            )
+
+
+def mask_password(url: str) -> str:
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def deep_merge(target: MutableMapping[str, Any], source: Mapping[str, Any]) -> None:
+    """Merge `source` into `target`; nested tables merge key by key instead of replacing."""
+    for key, value in source.items():
+        current = target.get(key)
+        if isinstance(value, Mapping) and isinstance(current, MutableMapping):
+            deep_merge(current, value)
+        else:
+            target[key] = copy.deepcopy(value)
+
+
+# --- validation -------------------------------------------------------------------------
+
+
+def as_bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in {"true", "false", "1", "0", "yes", "no"}:
+        return value.lower() in {"true", "1", "yes"}
+    raise ConfigError(key, value, "true or false")
+
+
+def as_int(key: str, value: Any, minimum: int = 0) -> int:
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(key, value, f"a whole number >= {minimum}")
+    return value
+
+
+def as_seconds(key: str, value: Any) -> float:
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(key, value, "a number of seconds > 0")
+    return float(value)
+
+
+def as_url(key: str, value: Any, schemes: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or urlsplit(value).scheme not in schemes:
+        shown = mask_password(value) if isinstance(value, str) else value
+        raise ConfigError(key, shown, "a URL starting with " + " or ".join(f"{s}://" for s in schemes))
+    return value
+
+
+def as_cache_type(key: str, value: Any) -> str:
+    name = CACHE_TYPE_ALIASES.get(str(value).lower()) if isinstance(value, str) else None
+    if name is None:
+        raise ConfigError(key, value, "SimpleCache, RedisCache or NullCache")
+    return name
+
+
+def as_prefix(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(key, value, "a non-empty string (clear() deletes only keys under it)")
+    return value
+
+
+def as_log_level(key: str, value: Any) -> str:
+    levels = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+    if not isinstance(value, str) or value.upper() not in levels:
+        raise ConfigError(key, value, "one of " + ", ".join(levels))
+    return value.upper()
+
+
+def as_optional_text(key: str, value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise ConfigError(key, value, "a string")
+
+
+_VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
+    "DEBUG": as_bool,
+    "LOG_LEVEL": as_log_level,
+    "SECRET_KEY": as_optional_text,
+    "SEED_ROUTES": as_bool,
+    "MAX_CONTENT_LENGTH": lambda key, value: as_int(key, value, minimum=1),
+    "CACHE_TYPE": as_cache_type,
+    "CACHE_DEFAULT_TIMEOUT": as_int,
+    "CACHE_KEY_PREFIX": as_prefix,
+    "CACHE_THRESHOLD": lambda key, value: as_int(key, value, minimum=1),
+    "CACHE_IGNORE_ERRORS": as_bool,
+    "CACHE_REDIS_URL": lambda key, value: as_url(key, value, ("redis", "rediss", "unix")),
+    "CACHE_REDIS_POOL_SIZE": lambda key, value: as_int(key, value, minimum=1),
+    "CACHE_REDIS_TIMEOUT": as_seconds,
+    "CACHE_RETRY_INTERVAL": as_seconds,
+    "DATABASE_URL": lambda key, value: as_url(key, value, ("mysql", "sqlite")),
+}
+
+
+def validate(config: MutableMapping[str, Any]) -> None:
+    """Check and normalise every known setting; refuse CACHE_* names we do not implement."""
+    for key, check in _VALIDATORS.items():
+        config[key] = check(key, config[key])
+    for key in config:
+        if key.startswith("CACHE_") and key not in _VALIDATORS:
+            raise ConfigError(key, config[key], "a supported cache setting: " + ", ".join(
+                sorted(name for name in _VALIDATORS if name.startswith("CACHE_"))
+            ))
+    if not isinstance(config["DATABASE_POOL"], Mapping):
+        raise ConfigError("DATABASE_POOL", config["DATABASE_POOL"], "a table of pool settings")

@@ -1,0 +1,89 @@
+"""Serve quart_app with hypercorn: `python run.py [--workers N] [--bind HOST:PORT]`.
+
+Reads the lowercase `[hypercorn]` table of the settings file; the command line wins over it.
+One worker is served in this process; more use hypercorn's own multi-process runner (its
+`serve()` ignores `workers`). SIGTERM or SIGINT stop accepting connections, let in-flight
+requests finish within `graceful_timeout`, run the app's `after_serving` and exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+from typing import Any
+
+from hypercorn.config import Config
+from hypercorn.run import run
+
+from quart_app import create_app
+from quart_app.config import settings_file_path
+from quart_app.errors import ConfigError
+
+DEFAULT_APPLICATION = "quart_app:create_app()"
+DEFAULTS: dict[str, Any] = {
+    "bind": ["127.0.0.1:5000"],
+    "workers": 1,
+    "graceful_timeout": 10,
+    "keep_alive_timeout": 5,
+    "accesslog": None,
+}
+KNOWN_KEYS = {
+    "bind", "workers", "graceful_timeout", "keep_alive_timeout", "accesslog", "errorlog",
+    "backlog", "worker_class", "read_timeout", "h11_max_incomplete_size", "access_log_format",
+}
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bind", action="append", help="HOST:PORT to listen on (repeatable)")
+    parser.add_argument("--workers", type=int, help="worker processes (default 1)")
+    parser.add_argument(
+        "--app", default=DEFAULT_APPLICATION,
+        help=f"the application to serve, as module:callable() (default {DEFAULT_APPLICATION})",
+    )
+    return parser.parse_args(argv)
+
+
+def hypercorn_settings() -> dict[str, Any]:
+    settings = dict(DEFAULTS)
+    path = settings_file_path()
+    if path is not None:
+        with path.open("rb") as file:
+            table = tomllib.load(file).get("hypercorn", {})
+        unknown = set(table) - KNOWN_KEYS
+        if unknown:
+            raise ConfigError(f"hypercorn.{sorted(unknown)[0]}", table[sorted(unknown)[0]],
+                              "one of " + ", ".join(sorted(KNOWN_KEYS)))
+        settings.update(table)
+    return settings
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    settings = hypercorn_settings()
+    if args.bind:
+        settings["bind"] = args.bind
+    if args.workers is not None:
+        settings["workers"] = args.workers
+    workers = settings["workers"]
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ConfigError("hypercorn.workers", workers, "a whole number >= 1")
+    config = Config.from_mapping(settings)
+    config.application_path = args.app
+    # hypercorn's runner serves in this process when workers is 0, and spawns N otherwise.
+    config.workers = 0 if workers == 1 else workers
+    return config
+
+
+def main(argv: list[str]) -> int:
+    try:
+        config = build_config(parse_args(argv))
+        create_app()  # fail here, once and readably, rather than in every worker
+    except ConfigError as error:
+        print(f"quart_app: {error}", file=sys.stderr)
+        return 2
+    return run(config)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
