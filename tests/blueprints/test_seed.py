@@ -1,0 +1,96 @@
+"""The tutorial's routes, through the real serving lifecycle, on both cache backends."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from quart import Quart
+from quart.testing import QuartClient
+
+from quart_app import create_app
+
+
+async def test_get_before_index_is_a_clear_404(client: QuartClient) -> None:
+    response = await client.get("/get")
+    assert response.status_code == 404
+    body = await response.get_json()
+    assert body["error"] == "not_found"
+    assert "call GET / first" in body["message"]
+
+
+async def test_index_caches_the_name_and_get_returns_it(client: QuartClient) -> None:
+    response = await client.get("/")
+    assert response.status_code == 200
+    assert await response.get_data(as_text=True) == "index"
+    response = await client.get("/get")
+    assert response.status_code == 200
+    assert await response.get_data(as_text=True) == "8888"
+
+
+async def test_cached_value_expires_with_the_default_timeout(app_config: dict[str, Any]) -> None:
+    import asyncio
+
+    app = create_app({**app_config, "CACHE_DEFAULT_TIMEOUT": 1})
+    async with app.test_app():
+        client = app.test_client()
+        await client.get("/")
+        assert (await client.get("/get")).status_code == 200
+        await asyncio.sleep(1.2)
+        assert (await client.get("/get")).status_code == 404
+
+
+async def test_name_page_renders_escaped(client: QuartClient) -> None:
+    response = await client.get("/%3Cscript%3Ealice")
+    assert response.status_code == 200
+    html = await response.get_data(as_text=True)
+    assert "Hello, &lt;script&gt;alice" in html
+    assert "<script>" not in html
+
+
+async def test_login_page_renders(client: QuartClient) -> None:
+    response = await client.get("/login")
+    assert response.status_code == 200
+    assert '<form method="post" action="/login">' in await response.get_data(as_text=True)
+
+
+def render_logs(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "quart_app.render"]
+
+
+async def test_index_render_is_logged_once_per_render(
+    app_config: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="quart_app.render")
+    other = create_app(app_config)  # a second app in the process must not double the log
+    app = create_app(app_config)
+    async with app.test_app(), other.test_app():
+        client = app.test_client()
+        await client.get("/alice")
+        assert render_logs(caplog) == ["rendering index.html for name='alice'"]
+        await client.get("/login")
+        assert len(render_logs(caplog)) == 1
+        await other.test_client().get("/bob")
+        assert render_logs(caplog)[-1] == "rendering index.html for name='bob'"
+        assert len(render_logs(caplog)) == 2
+
+
+async def test_seed_routes_can_be_switched_off(app_config: dict[str, Any]) -> None:
+    app = create_app({**app_config, "SEED_ROUTES": False})
+    async with app.test_app():
+        client = app.test_client()
+        assert (await client.get("/")).status_code == 404
+        assert (await client.get("/alice")).status_code == 404
+        assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_unknown_method_is_a_json_405(client: QuartClient) -> None:
+    response = await client.delete("/get")
+    assert response.status_code == 405
+    assert (await response.get_json())["error"] == "method_not_allowed"
+    assert "GET" in response.headers["Allow"]
+
+
+async def test_app_fixture_is_serving(app: Quart) -> None:
+    assert app.extensions["cache"]["client"] is not None

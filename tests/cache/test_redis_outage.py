@@ -1,0 +1,102 @@
+"""Redis going away and coming back, on a throwaway redis-server this test owns."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+
+import pytest
+
+from quart_app.cache import MISSING, CacheClient, CacheSettings, CacheUnavailable
+
+from ..throwaway_redis import ThrowawayRedis, free_port
+
+
+def client_for(url: str, **changes: object) -> CacheClient:
+    settings = CacheSettings(
+        cache_type="RedisCache", redis_url=url, key_prefix="outage:", retry_interval=0.2,
+        redis_timeout=0.5,
+    )
+    return CacheClient(dataclasses.replace(settings, **changes))
+
+
+def outage_logs(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "quart_app.cache"]
+
+
+async def test_outage_reads_miss_writes_drop_logged_once_then_recovers(
+    throwaway_redis: ThrowawayRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="quart_app.cache")
+    client = client_for(throwaway_redis.url)
+    try:
+        await client.set("k", "before")
+        assert await client.get("k") == "before"
+
+        throwaway_redis.kill()
+        for _ in range(50):
+            assert await client.get("k", MISSING) is MISSING
+            assert await client.set("k", "during") is False
+            assert await client.inc("n") is None
+        assert client.is_down
+        assert len(outage_logs(caplog)) == 1
+        assert "unreachable" in outage_logs(caplog)[0]
+
+        throwaway_redis.start()  # same port, empty data: it keeps nothing on disk
+        await asyncio.sleep(0.25)
+        assert await client.set("k", "after")
+        assert await client.get("k") == "after"
+        assert not client.is_down
+        messages = outage_logs(caplog)
+        assert len(messages) == 2
+        assert "reachable again" in messages[1]
+    finally:
+        await client.close()
+
+
+async def test_retry_pause_skips_the_dead_server(throwaway_redis: ThrowawayRedis) -> None:
+    client = client_for(throwaway_redis.url, retry_interval=30.0)
+    attempts = 0
+    real_get = client.backend._get
+
+    async def counting_get(*args: object, **kwargs: object) -> object:
+        nonlocal attempts
+        attempts += 1
+        return await real_get(*args, **kwargs)
+
+    client.backend._get = counting_get
+    try:
+        throwaway_redis.kill()
+        for _ in range(200):
+            assert await client.get("k") is None
+        # The first call found the server gone; within the pause nobody tries it again.
+        assert attempts == 1
+    finally:
+        await client.close()
+
+
+async def test_errors_raise_when_not_ignored(throwaway_redis: ThrowawayRedis) -> None:
+    client = client_for(throwaway_redis.url, ignore_errors=False)
+    try:
+        await client.set("k", 1)
+        throwaway_redis.kill()
+        with pytest.raises(CacheUnavailable):
+            await client.get("k")
+        with pytest.raises(CacheUnavailable):
+            await client.set("k", 2)
+        with pytest.raises(CacheUnavailable):
+            await client.ping()
+    finally:
+        await client.close()
+
+
+async def test_unreachable_from_the_start_is_a_miss_not_an_error() -> None:
+    client = client_for(f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        assert await client.get("k", MISSING) is MISSING
+        assert await client.set("k", 1) is False
+        with pytest.raises(CacheUnavailable):
+            await client.ping()
+    finally:
+        await client.close()

@@ -1,0 +1,87 @@
+"""Fixtures a newcomer can read: `app_config`, `app` (serving), `client`, and the servers.
+
+`app` runs the real serving lifecycle (`async with app.test_app()`), so the cache client and
+the database pool are opened and closed exactly as under hypercorn. Tests that take
+`cache_config` run once per cache backend: in memory, and on the real Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as redis
+from quart import Quart
+from quart.testing import QuartClient
+
+from quart_app import create_app
+
+from .services import MYSQL_URL, REDIS_URL, require_service
+from .throwaway_redis import throwaway_redis  # noqa: F401  (a fixture, shared with every test)
+
+__all__ = ["MYSQL_URL"]
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings in the developer's shell must not leak into the tests."""
+    for name in list(os.environ):
+        if name.startswith("QUART_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return require_service("Redis", REDIS_URL)
+
+
+@pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+def key_prefix() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}:"
+
+
+@pytest.fixture(params=["memory", "redis"])
+def cache_config(request: pytest.FixtureRequest, key_prefix: str) -> Iterator[dict[str, Any]]:
+    """Cache settings for one backend; the Redis run cleans up its own prefix afterwards."""
+    if request.param == "memory":
+        yield {"CACHE_TYPE": "SimpleCache", "CACHE_KEY_PREFIX": key_prefix}
+        return
+    url = require_service("Redis", REDIS_URL)
+    yield {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": url, "CACHE_KEY_PREFIX": key_prefix}
+    import redis as sync_redis
+
+    client = sync_redis.Redis.from_url(url)
+    keys = list(client.scan_iter(match=key_prefix + "*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
+def app_config(cache_config: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
+    return {**cache_config, "DATABASE_URL": f"sqlite:///{tmp_path / 'test.sqlite3'}"}
+
+
+@pytest.fixture
+async def app(app_config: dict[str, Any]) -> AsyncIterator[Quart]:
+    app = create_app(app_config)
+    async with app.test_app():
+        yield app
+
+
+@pytest.fixture
+def client(app: Quart) -> QuartClient:
+    return app.test_client()

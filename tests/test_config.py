@@ -1,0 +1,158 @@
+"""Settings: the layers and their order, the seed's own config, and bad values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from quart_app import create_app
+from quart_app.config import DEFAULTS
+from quart_app.errors import ConfigError
+
+
+@pytest.fixture
+def settings_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "settings.toml"
+    monkeypatch.setenv("QUART_APP_SETTINGS", str(path))
+    return path
+
+
+def test_defaults() -> None:
+    app = create_app()
+    assert app.config["CACHE_TYPE"] == "SimpleCache"
+    assert app.config["CACHE_DEFAULT_TIMEOUT"] == 300
+    assert app.config["DEBUG"] is False
+    assert app.config["SECRET_KEY"] is None
+    assert app.config["SEED_ROUTES"] is True
+
+
+def test_layers_file_then_environment_then_mapping(
+    settings_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings_file.write_text(
+        'CACHE_DEFAULT_TIMEOUT = 60\nCACHE_KEY_PREFIX = "file:"\nCACHE_THRESHOLD = 10\n'
+        "[DATABASE_POOL]\nmaxconnections = 6\nmincached = 1\n"
+        '[hypercorn]\nbind = ["0.0.0.0:1"]\n'
+    )
+    monkeypatch.setenv("QUART_CACHE_KEY_PREFIX", "env:")
+    monkeypatch.setenv("QUART_CACHE_THRESHOLD", "20")
+    monkeypatch.setenv("QUART_DATABASE_POOL__MAXCONNECTIONS", "12")
+    app = create_app({"CACHE_THRESHOLD": 30, "DATABASE_POOL": {"maxcached": 4}})
+    assert app.config["CACHE_DEFAULT_TIMEOUT"] == 60  # file over default
+    assert app.config["CACHE_KEY_PREFIX"] == "env:"  # environment over file
+    assert app.config["CACHE_THRESHOLD"] == 30  # mapping over environment
+    # Nested tables merge key by key across the layers.
+    assert app.config["DATABASE_POOL"] == {
+        "maxconnections": 6, "mincached": 1, "MAXCONNECTIONS": 12, "maxcached": 4
+    }
+    assert "hypercorn" not in app.config and "HYPERCORN" not in app.config
+    assert "APP_SETTINGS" not in app.config
+
+
+def test_the_seeds_config_dict_works_unchanged() -> None:
+    app = create_app({"CACHE_TYPE": "SimpleCache", "CACHE_DEFAULT_TIMEOUT": 300})
+    assert app.config["CACHE_TYPE"] == "SimpleCache"
+
+
+@pytest.mark.parametrize(
+    ("given", "meant"),
+    [("simple", "SimpleCache"), ("RedisCache", "RedisCache"), ("redis", "RedisCache"),
+     ("flask_caching.backends.RedisCache", "RedisCache"), ("NullCache", "NullCache")],
+)
+def test_flask_caching_backend_names_are_accepted(given: str, meant: str) -> None:
+    assert create_app({"CACHE_TYPE": given}).config["CACHE_TYPE"] == meant
+
+
+def test_the_repos_settings_file_is_loaded_and_valid() -> None:
+    app = create_app()
+    assert app.config["DATABASE_POOL"]["maxconnections"] == 6
+    assert app.config["DATABASE_URL"].startswith("sqlite:///")
+
+
+def test_defaults_are_not_shared_between_apps(settings_file: Path) -> None:
+    settings_file.write_text("")
+    first = create_app({"DATABASE_POOL": {"maxconnections": 9}})
+    second = create_app()
+    assert first.config["DATABASE_POOL"] == {"maxconnections": 9}
+    assert DEFAULTS["DATABASE_POOL"] == {}
+    assert second.config["DATABASE_POOL"] != first.config["DATABASE_POOL"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"CACHE_TYPE": "Memcached"},
+         "bad setting CACHE_TYPE = 'Memcached': expected SimpleCache, RedisCache or NullCache"),
+        ({"CACHE_DEFAULT_TIMEOUT": -1},
+         "bad setting CACHE_DEFAULT_TIMEOUT = -1: expected a whole number >= 0"),
+        ({"CACHE_THRESHOLD": "many"},
+         "bad setting CACHE_THRESHOLD = 'many': expected a whole number >= 1"),
+        ({"CACHE_IGNORE_ERRORS": "maybe"},
+         "bad setting CACHE_IGNORE_ERRORS = 'maybe': expected true or false"),
+        ({"CACHE_KEY_PREFIX": ""}, "bad setting CACHE_KEY_PREFIX = ''"),
+        ({"CACHE_REDIS_URL": "http://x"},
+         "bad setting CACHE_REDIS_URL = 'http://x': expected a URL starting with redis://"),
+        ({"CACHE_REDIS_HOST": "h"}, "bad setting CACHE_REDIS_HOST = 'h': expected a supported"),
+        ({"DATABASE_URL": "postgres://u:secret@h/db"},
+         "bad setting DATABASE_URL = 'postgres://u:***@h/db'"),
+        ({"LOG_LEVEL": "LOUD"}, "bad setting LOG_LEVEL = 'LOUD'"),
+    ],
+)
+def test_bad_settings_stop_start_up_with_one_clear_line(
+    overrides: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        create_app(overrides)
+    text = str(raised.value)
+    assert text.startswith(message)
+    assert "\n" not in text
+    assert "secret" not in text
+
+
+def test_environment_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QUART_CACHE_IGNORE_ERRORS", "false")
+    monkeypatch.setenv("QUART_CACHE_TYPE", "RedisCache")
+    monkeypatch.setenv("QUART_CACHE_REDIS_TIMEOUT", "0.5")
+    app = create_app()
+    assert app.config["CACHE_IGNORE_ERRORS"] is False
+    assert app.config["CACHE_TYPE"] == "RedisCache"
+    assert app.config["CACHE_REDIS_TIMEOUT"] == 0.5
+
+
+def test_secret_key_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QUART_SECRET_KEY", "from-env")
+    assert create_app().config["SECRET_KEY"] == "from-env"
+
+
+def test_secret_key_in_a_settings_file_is_refused(settings_file: Path) -> None:
+    settings_file.write_text('SECRET_KEY = "committed"\n')
+    with pytest.raises(ConfigError, match="SECRET_KEY = '<hidden>': expected set only in the env"):
+        create_app()
+
+
+def test_password_in_a_settings_file_url_is_refused(settings_file: Path) -> None:
+    settings_file.write_text('DATABASE_URL = "mysql://root:hunter2@127.0.0.1/school"\n')
+    with pytest.raises(ConfigError) as raised:
+        create_app()
+    assert "hunter2" not in str(raised.value)
+    assert "set QUART_DATABASE_URL" in str(raised.value)
+
+
+def test_password_in_the_environment_is_fine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QUART_CACHE_REDIS_URL", "redis://:pw@127.0.0.1:6379/0")
+    assert create_app().config["CACHE_REDIS_URL"] == "redis://:pw@127.0.0.1:6379/0"
+
+
+def test_missing_named_settings_file_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QUART_APP_SETTINGS", str(tmp_path / "nope.toml"))
+    with pytest.raises(ConfigError, match="QUART_APP_SETTINGS"):
+        create_app()
+
+
+def test_broken_settings_file_is_an_error(settings_file: Path) -> None:
+    settings_file.write_text("CACHE_TYPE = \n")
+    with pytest.raises(ConfigError, match="a readable TOML file"):
+        create_app()
