@@ -212,6 +212,16 @@ class PrefixedRedisBackend(RedisCache):  # type: ignore[misc]
         )
         self.client = redis.Redis(connection_pool=pool)
 
+    async def _set(
+        self, key: str, value: str, ttl: float | None = None, _cas_token: Any = None,
+        _conn: Any = None,
+    ) -> Any:
+        if _cas_token is not None:
+            return await self._cas(key, value, _cas_token, ttl=ttl, _conn=_conn)
+        if ttl is None:
+            return await self.client.set(key, value)
+        return await self.client.set(key, value, px=max(1, round(ttl * 1000)))
+
     async def _clear(self, namespace: str | None = None, _conn: Any = None) -> bool:
         if not namespace:
             raise ValueError("refusing to clear without a key prefix")
