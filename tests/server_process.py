@@ -1,0 +1,60 @@
+"""A real `python run.py` process for end-to-end tests: start, wait until it answers, stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from .throwaway_redis import free_port
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class ServerProcess:
+    def __init__(self, *args: str, env: dict[str, str] | None = None, log_dir: Path) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_dir / f"server-{self.port}.log"
+        self.args = [sys.executable, "run.py", "--bind", f"127.0.0.1:{self.port}", *args]
+        self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("QUART_")},
+                    **(env or {})}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, wait_path: str = "/healthz", timeout: float = 20) -> None:
+        log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            self.args, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"run.py exited early:\n{self.output()}")
+            try:
+                if httpx.get(self.base_url + wait_path, timeout=1).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError(f"run.py did not answer within {timeout} s:\n{self.output()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        assert self.process is not None
+        self.process.send_signal(sig)
+        return self.process.wait(timeout)
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def __enter__(self) -> ServerProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)

@@ -1,0 +1,107 @@
+"""`python run.py` as users run it: hypercorn, workers, signals, bad settings."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .server_process import REPO, ServerProcess
+from .throwaway_redis import free_port
+
+SLOW_APP = "tests.slow_app:create_slow_app()"
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+def test_signal_finishes_in_flight_requests_then_exits_zero(
+    tmp_path: Path, stop_signal: int
+) -> None:
+    with ServerProcess("--app", SLOW_APP, log_dir=tmp_path) as server:
+        results: list[httpx.Response] = []
+        request = threading.Thread(
+            target=lambda: results.append(
+                httpx.get(server.base_url + "/test/slow?seconds=1.5", timeout=10)
+            )
+        )
+        request.start()
+        time.sleep(0.5)  # the request is in flight
+        exit_code = server.stop(stop_signal)
+        request.join(10)
+        assert exit_code == 0, server.output()
+        assert results and results[0].status_code == 200
+        assert results[0].json() == {"slept": 1.5}
+        assert "cache closed" in server.output()  # after_serving ran
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(server.base_url + "/healthz", timeout=1)
+
+
+def test_two_workers_really_run(tmp_path: Path) -> None:
+    with ServerProcess("--app", SLOW_APP, "--workers", "2", log_dir=tmp_path) as server:
+        pids = set()
+        deadline = time.monotonic() + 20
+        while len(pids) < 2 and time.monotonic() < deadline:
+            # A new connection each time, so the kernel can hand it to either worker.
+            pids.add(httpx.get(server.base_url + "/test/pid", timeout=5).json()["pid"])
+        assert len(pids) == 2
+        assert server.stop() == 0
+        assert server.output().count("cache closed") == 2
+
+
+def test_seed_routes_over_http(tmp_path: Path) -> None:
+    with ServerProcess(log_dir=tmp_path) as server:
+        assert httpx.get(server.base_url + "/get").status_code == 404
+        assert httpx.get(server.base_url + "/").text == "index"
+        assert httpx.get(server.base_url + "/get").text == "8888"
+        assert server.stop() == 0
+
+
+def test_unreachable_redis_at_start_still_serves(tmp_path: Path) -> None:
+    env = {"QUART_CACHE_TYPE": "RedisCache",
+           "QUART_CACHE_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    with ServerProcess(env=env, log_dir=tmp_path) as server:
+        assert httpx.get(server.base_url + "/healthz").status_code == 200
+        ready = httpx.get(server.base_url + "/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["down"] == ["cache"]
+        assert server.stop() == 0
+
+
+def test_bad_setting_exits_with_one_clear_line(tmp_path: Path) -> None:
+    env = {"QUART_CACHE_TYPE": "Bogus", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "run.py"], cwd=REPO, env=env, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "quart_app: bad setting CACHE_TYPE = 'Bogus': expected SimpleCache, RedisCache or NullCache"
+    )
+
+
+def test_hypercorn_command_line_serves_the_factory(tmp_path: Path) -> None:
+    port = free_port()
+    log = (tmp_path / "hypercorn.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}",
+         "quart_app:create_app()"],
+        cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        assert response.text == "index"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
