@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from quart import Config
+from flask.config import Config
 
 from .errors import ConfigError
 
@@ -167,7 +167,8 @@ def as_seconds(key: str, value: Any) -> float:
 def as_url(key: str, value: Any, schemes: tuple[str, ...]) -> str:
     if not isinstance(value, str) or urlsplit(value).scheme not in schemes:
         shown = mask_password(value) if isinstance(value, str) else value
-        raise ConfigError(key, shown, "a URL starting with " + " or ".join(f"{s}://" for s in schemes))
+        expected = "a URL starting with " + " or ".join(f"{scheme}://" for scheme in schemes)
+        raise ConfigError(key, shown, expected)
     return value
 
 

@@ -8,10 +8,9 @@ share entries.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
-
-import logging
 
 from quart import Quart, current_app
 

@@ -45,4 +45,4 @@ class ValueSerializer:
             ) from None
 
     def loads(self, text: str | bytes) -> Any:
-        return self._tagged.loads(text)
+        return self._tagged.loads(text.decode() if isinstance(text, bytes) else text)

@@ -29,4 +29,6 @@ async def cache_client(cache_config: dict[str, Any]) -> AsyncIterator[CacheClien
 
 @pytest.fixture
 def redis_cache_config(redis_url: str, key_prefix: str) -> dict[str, Any]:
-    return {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": redis_url, "CACHE_KEY_PREFIX": key_prefix}
+    return {
+        "CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": redis_url, "CACHE_KEY_PREFIX": key_prefix
+    }
