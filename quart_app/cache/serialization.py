@@ -8,6 +8,7 @@ datetimes; money is a Decimal in this project, so Decimals are tagged too.
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -34,10 +35,13 @@ class ValueSerializer:
     def __init__(self) -> None:
         self._tagged = TaggedJSONSerializer()
         self._tagged.register(TagDecimal)
+        # Built once: json.loads/dumps with options build a new coder on every call.
+        self._encoder = json.JSONEncoder(separators=(",", ":"))
+        self._decoder = json.JSONDecoder(object_hook=self._tagged.untag)
 
     def dumps(self, value: Any) -> str:
         try:
-            return self._tagged.dumps(value)
+            return self._encoder.encode(self._tagged.tag(value))
         except (TypeError, ValueError) as error:
             raise TypeError(
                 f"cannot cache a value of type {type(value).__name__}: values must be JSON "
@@ -45,4 +49,5 @@ class ValueSerializer:
             ) from None
 
     def loads(self, text: str | bytes) -> Any:
-        return self._tagged.loads(text.decode() if isinstance(text, bytes) else text)
+        # Straight to the stdlib: flask.json would look up an app context on every call.
+        return self._decoder.decode(text.decode() if isinstance(text, bytes) else text)
