@@ -97,6 +97,7 @@ class Peer:
     ready_path: str
     # Counts delivered slow notifications in the server's log; None: cannot tell.
     notify_log: re.Pattern[str] | None = None
+    probe: bool = True  # run the scenarios' probes (the ceiling answers anything with 200)
 
 
 def quart_env(s: Settings) -> dict[str, str]:
@@ -177,11 +178,36 @@ PEERS: dict[str, Peer] = {
         env=lambda s: {},
         cwd=REPO,
         ready_path="/",
+        probe=False,
     ),
 }
 
 
 # --- Scenarios --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One request that must work on a peer before a scenario is measured on it.
+
+    `{id}` in path or body becomes a fresh insert id; with `inserts`, that row must then be
+    in the table (a catch-all `/<name>` route answering 200 to `/info` is not an insert).
+    """
+
+    method: str
+    path: str
+    body: str | None = None
+    status: tuple[int, ...] = (200,)
+    contains: str = ""  # the body must contain this
+    inserts: bool = False
+
+
+GET_PROBE = Probe("GET", "/get", contains="8888")
+LIST_PROBE = Probe("GET", "/api/info", contains='"id"')
+URL_INSERT_PROBE = Probe("GET", "/info?id={id}&name=probe&money=1.50", inserts=True)
+POST_INSERT_PROBE = Probe(
+    "POST", "/api/info", '{"id": {id}, "name": "probe", "money": "1.50"}', (201,), inserts=True
+)
 
 
 @dataclass(frozen=True)
@@ -197,107 +223,40 @@ class Scenario:
     inserts: bool = False  # the script inserts rows with unique ids: verify them
     with_ceiling: bool = True
     prime_get: bool = False  # GET / on every worker first, so /get has its key
+    probes: tuple[Probe, ...] = ()
 
+
+# fmt: off
+MEM, REDIS = Settings(cache="memory"), Settings(cache="redis")
+C32: dict[str, Any] = {"connections": 32, "threads": 32, "inserts": True, "with_ceiling": False}
 
 SCENARIOS: list[Scenario] = [
-    Scenario(
-        "get-mem",
-        "1. cached read `/get`, memory",
-        "GET /get, SimpleCache / memory backend",
-        "read.lua",
-        "/get",
-        prime_get=True,
-    ),
-    Scenario(
-        "get-redis",
-        "1. cached read `/get`, Redis",
-        "GET /get, Redis backend",
-        "read.lua",
-        "/get",
-        Settings(cache="redis"),
-        prime_get=True,
-    ),
-    Scenario(
-        "template", "2. template `/alice`", "GET /alice renders index.html", "read.lua", "/alice"
-    ),
-    Scenario(
-        "list-mem",
-        "3. cached list `/api/info`, memory",
-        "GET /api/info, cached view",
-        "read.lua",
-        "/api/info",
-    ),
-    Scenario(
-        "list-redis",
-        "3. cached list `/api/info`, Redis",
-        "GET /api/info, Redis backend",
-        "read.lua",
-        "/api/info",
-        Settings(cache="redis"),
-    ),
-    Scenario(
-        "insert-url",
-        "4. insert, seed URL, c32",
-        "GET /info?id=..&name=..&money=..",
-        "insert_url.lua",
-        connections=32,
-        threads=32,
-        inserts=True,
-        with_ceiling=False,
-    ),
-    Scenario(
-        "insert-post",
-        "4. insert, `POST /api/info`, c32",
-        "POST /api/info JSON",
-        "insert_post.lua",
-        connections=32,
-        threads=32,
-        inserts=True,
-        with_ceiling=False,
-    ),
-    Scenario(
-        "mixed-redis",
-        "5. mixed 95/5, Redis",
-        "95% GET /api/info, 5% POST /api/info",
-        "mixed.lua",
-        settings=Settings(cache="redis"),
-        connections=32,
-        threads=32,
-        inserts=True,
-        with_ceiling=False,
-    ),
-    Scenario(
-        "mixed-mem",
-        "5. mixed 95/5, memory",
-        "as mixed-redis, per-process memory cache",
-        "mixed.lua",
-        connections=32,
-        threads=32,
-        inserts=True,
-        with_ceiling=False,
-    ),
-    Scenario(
-        "c1000-get",
-        "6. 1,000 connections `/get`",
-        "GET /get, 1,000 keep-alive clients",
-        "read.lua",
-        "/get",
-        connections=1000,
-        threads=2,
-        prime_get=True,
-    ),
-    Scenario(
-        "notify-slow",
-        "8. insert + 200 ms notification, c32",
-        "seed URL inserts with a 200 ms notification receiver",
-        "insert_url.lua",
-        settings=Settings(slow_notify_ms=SLOW_NOTIFY_MS),
-        connections=32,
-        threads=32,
-        inserts=True,
-        with_ceiling=False,
-    ),
+    Scenario("get-mem", "1. cached read `/get`, memory", "GET /get, memory cache",
+             "read.lua", "/get", MEM, prime_get=True, probes=(GET_PROBE,)),
+    Scenario("get-redis", "1. cached read `/get`, Redis", "GET /get, Redis cache",
+             "read.lua", "/get", REDIS, prime_get=True, probes=(GET_PROBE,)),
+    Scenario("template", "2. template `/alice`", "GET /alice renders index.html",
+             "read.lua", "/alice", MEM, probes=(Probe("GET", "/alice", contains="alice"),)),
+    Scenario("list-mem", "3. cached list `/api/info`, memory", "GET /api/info, memory cache",
+             "read.lua", "/api/info", MEM, probes=(LIST_PROBE,)),
+    Scenario("list-redis", "3. cached list `/api/info`, Redis", "GET /api/info, Redis cache",
+             "read.lua", "/api/info", REDIS, probes=(LIST_PROBE,)),
+    Scenario("insert-url", "4. insert, seed URL, c32", "GET /info?id=..&name=..&money=..",
+             "insert_url.lua", settings=MEM, probes=(URL_INSERT_PROBE,), **C32),
+    Scenario("insert-post", "4. insert, `POST /api/info`, c32", "POST /api/info (JSON)",
+             "insert_post.lua", settings=MEM, probes=(POST_INSERT_PROBE,), **C32),
+    Scenario("mixed-redis", "5. mixed 95/5, Redis", "95% GET /api/info, 5% POST, Redis cache",
+             "mixed.lua", settings=REDIS, probes=(LIST_PROBE, POST_INSERT_PROBE), **C32),
+    Scenario("mixed-mem", "5. mixed 95/5, memory", "as mixed-redis, per-process memory cache",
+             "mixed.lua", settings=MEM, probes=(LIST_PROBE, POST_INSERT_PROBE), **C32),
+    Scenario("c1000-get", "6. 1,000 connections `/get`", "GET /get, 1,000 keep-alive clients",
+             "read.lua", "/get", MEM, connections=1000, prime_get=True, probes=(GET_PROBE,)),
+    Scenario("notify-slow", "8. insert + 200 ms notification, c32",
+             "seed URL inserts, 200 ms notification receiver", "insert_url.lua",
+             settings=Settings(slow_notify_ms=SLOW_NOTIFY_MS), probes=(URL_INSERT_PROBE,),
+             **C32),
 ]
+# fmt: on
 
 
 def load_extras() -> tuple[list[Scenario], Callable[[argparse.Namespace], str] | None]:
@@ -366,13 +325,22 @@ def prepare_database(keep: bool) -> None:
     conn.close()
 
 
-def next_insert_base() -> int:
+_reserved_top = 0  # highest id handed out by allocate_ids() in this process
+
+
+def allocate_ids(count: int) -> int:
+    """First id of a block of `count` ids above every id in the table or handed out before."""
+    global _reserved_top
     conn = mysql()
     with conn.cursor() as cur:
         cur.execute("SELECT COALESCE(MAX(id), 0) FROM info")
-        top = int(cur.fetchone()[0])  # type: ignore[index]
+        top = max(int(cur.fetchone()[0]), _reserved_top)  # type: ignore[index]
     conn.close()
-    return (top // 1000 + 1) * 1000
+    base = (top // 1000 + 1) * 1000
+    if base + count - 1 > INT_MAX:
+        raise RuntimeError("insert ids would pass INT max: run without --keep-data")
+    _reserved_top = base + count - 1
+    return base
 
 
 def count_rows(ranges: list[tuple[int, int]]) -> list[int]:
@@ -587,6 +555,59 @@ def prime(server: Server) -> None:
         print(f"  {server.peer.name}: {bad}/32 GET /get after priming were not 200")
 
 
+class ProbeFailed(Exception):
+    pass
+
+
+def http_request(
+    port: int, method: str, path: str, body: str | None = None, timeout: float = 5.0
+) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        headers = {"Connection": "close"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        conn.request(method, path, body=body, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def run_probes(server: Server, scenario: Scenario) -> None:
+    """Check that the routes the scenario drives exist and do their job on this peer."""
+    if not server.peer.probe:
+        return
+    for probe in scenario.probes:
+        id_ = allocate_ids(1)
+        path = probe.path.replace("{id}", str(id_))
+        body = probe.body.replace("{id}", str(id_)) if probe.body else None
+        what = f"{probe.method} {path}"
+        try:
+            status, data = http_request(server.port, probe.method, path, body)
+        except OSError as exc:
+            raise ProbeFailed(f"{what}: {exc}") from exc
+        if status not in probe.status:
+            raise ProbeFailed(f"{what} answered {status}: {data[:120]!r}")
+        if probe.contains and probe.contains.encode() not in data:
+            raise ProbeFailed(f"{what}: body lacks {probe.contains!r}: {data[:120]!r}")
+        if probe.inserts and count_rows([(id_, id_)]) != [1]:
+            raise ProbeFailed(f"{what} answered {status} but wrote no row {id_}")
+    if scenario.settings.slow_notify_ms:
+        pattern = server.peer.notify_log
+        if pattern is None:
+            return
+        deadline = time.monotonic() + 3 + scenario.settings.slow_notify_ms / 1000
+        while time.monotonic() < deadline:
+            if pattern.search(server.log_path.read_text(errors="replace")):
+                return
+            time.sleep(0.1)
+        raise ProbeFailed(
+            f"no {pattern.pattern!r} in its log after a probe insert: "
+            "slow notification receiver not switched on?"
+        )
+
+
 def server_workers(server: Server) -> int:
     return max(1, len(worker_pids(server.proc.pid)))
 
@@ -687,6 +708,25 @@ class RunRecord:
     notes: list[str] = field(default_factory=list)
 
 
+def settle(log_path: Path, pattern: re.Pattern[str], ranges: list[tuple[int, int]]) -> None:
+    """Before stopping the server, let the notifications of the last inserts go out.
+
+    Waits until the delivered count reaches the rows written, or stops growing for 2 s
+    (at most 30 s). A server's graceful stop need not wait for them: this is not that test.
+    """
+    deadline = time.monotonic() + 30
+    last, still_since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        delivered = len(pattern.findall(log_path.read_text(errors="replace")))
+        if delivered >= sum(count_rows(ranges)):
+            return
+        if delivered != last:
+            last, still_since = delivered, time.monotonic()
+        elif time.monotonic() - still_since > 2:
+            return
+        time.sleep(0.2)
+
+
 def id_stride(seconds: int) -> int:
     # Room for ~5,000 inserts/s per thread, far above anything 2 cores do.
     return 10_000 + 5_000 * seconds
@@ -702,12 +742,10 @@ def run_once(scenario: Scenario, peer: Peer, run: int, args: argparse.Namespace)
     acked: list[tuple[int, int]] = []
 
     def wrk(port: int, seconds: int) -> WrkResult:
-        base = next_insert_base() if scenario.inserts else 0
+        base = 0
         if scenario.inserts:
-            top = base + scenario.threads * stride - 1
-            if top > INT_MAX:
-                raise RuntimeError("insert ids would pass INT max: run without --keep-data")
-            insert_ranges.append((base, top))
+            base = allocate_ids(scenario.threads * stride)
+            insert_ranges.append((base, base + scenario.threads * stride - 1))
         res = run_wrk(scenario, port, seconds, args.timeout, base, stride)
         acked.extend(res.acked_ranges())
         return res
@@ -715,12 +753,15 @@ def run_once(scenario: Scenario, peer: Peer, run: int, args: argparse.Namespace)
     with running(peer, settings, log_path) as server:
         if scenario.prime_get:
             prime(server)
+        run_probes(server, scenario)
         if args.warmup:
             wrk(server.port, args.warmup)
         with RssSampler(server.proc.pid) as rss:
             res = wrk(server.port, args.duration)
         rec.rss_hwm_mib = rss.hwm_kib() / 1024
         rec.rss_peak_mib = rss.peak_kib / 1024
+        if settings.slow_notify_ms and peer.notify_log is not None:
+            settle(log_path, peer.notify_log, insert_ranges)
     # The server is stopped (gracefully): everything it was going to write is written.
     rec.rps, rec.p50_ms, rec.p99_ms, rec.errors = res.rps, res.p50_ms, res.p99_ms, res.errors
     rec.checked = sum(int(t["checked"]) for t in res.threads)
@@ -805,6 +846,32 @@ def machine_line() -> str:
     )
 
 
+def settings_drift() -> str:
+    """Where run.py's effective hypercorn settings differ from the ceiling's, if anywhere."""
+    from ceiling import HYPERCORN_SETTINGS  # bench/ is on sys.path when run as a script
+
+    code = "import json, run; print(json.dumps(run.hypercorn_settings(), default=str))"
+    try:
+        out = subprocess.run(
+            [str(QUART_PYTHON), "-c", code],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, **quart_env(Settings())},
+        )
+        theirs: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
+        return "could not read run.py's hypercorn settings (run.hypercorn_settings())"
+    diffs = []
+    for key, ours in sorted(HYPERCORN_SETTINGS.items()):
+        if key in theirs and theirs[key] != ours:
+            diffs.append(f"{key}: run.py {theirs[key]!r}, ceiling {ours!r}")
+    for key in sorted(set(theirs) - set(HYPERCORN_SETTINGS) - {"bind", "workers"}):
+        diffs.append(f"{key}: run.py {theirs[key]!r}, ceiling hypercorn's default")
+    return "; ".join(diffs)
+
+
 def checks_cell(scenario: Scenario, by_peer: dict[str, list[RunRecord]]) -> str:
     parts = []
     for name, recs in by_peer.items():
@@ -833,6 +900,7 @@ def report(
     scenarios: list[Scenario],
     records: list[RunRecord],
     skipped: dict[str, str],
+    scenario_skips: list[str],
     args: argparse.Namespace,
     started: dt.datetime,
 ) -> str:
@@ -885,11 +953,17 @@ def report(
         'are not in the table; "stale" counts list reads right after an own insert that '
         "did not contain it."
     )
+    drift = settings_drift() if any(r.peer == "ceiling" for r in records) else ""
+    if drift:
+        lines.append("")
+        lines.append(f"Note: quart_app's hypercorn settings differ from the ceiling's: {drift}.")
     failures = [r for r in records if r.error]
-    if skipped or failures:
+    if skipped or failures or scenario_skips:
         lines.append("")
         for name, why in skipped.items():
             lines.append(f"- {name} skipped: {why}")
+        for line in scenario_skips:
+            lines.append(f"- skipped {line}")
         for r in failures:
             lines.append(f"- {r.scenario} / {r.peer} run {r.run} failed: {r.error}")
     return "\n".join(lines) + "\n"
@@ -939,14 +1013,16 @@ def main(argv: list[str] | None = None) -> int:
     started = dt.datetime.now(dt.UTC)
     records: list[RunRecord] = []
     skipped: dict[str, str] = {}
+    scenario_skips: list[str] = []
     raw = (RESULTS / "latest.raw").open("w")
 
     for sc in scenarios:
         active = [p for p in peers if p.role != "ceiling" or sc.with_ceiling]
         print(f"== {sc.key}: {sc.description}", flush=True)
+        not_here: set[str] = set()
         for run in range(1, args.runs + 1):
             for peer in active:  # A B C, A B C, ...
-                if peer.name in skipped:
+                if peer.name in skipped or peer.name in not_here:
                     continue
                 t0 = time.monotonic()
                 try:
@@ -954,6 +1030,12 @@ def main(argv: list[str] | None = None) -> int:
                 except PeerNotReady as exc:
                     skipped[peer.name] = f"readiness check GET {peer.ready_path} failed: {exc}"
                     print(f"  {peer.name}: SKIPPED, {skipped[peer.name]}", flush=True)
+                    continue
+                except ProbeFailed as exc:
+                    not_here.add(peer.name)
+                    why = f"probe failed, {exc}"
+                    print(f"  {peer.name}: SKIPPED in {sc.key}, {why}", flush=True)
+                    scenario_skips.append(f"{sc.key} / {peer.name}: {why}")
                     continue
                 except Exception as exc:
                     rec = RunRecord(sc.key, peer.name, run, error=f"{type(exc).__name__}: {exc}")
@@ -975,7 +1057,7 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
     raw.close()
-    text = report(scenarios, records, skipped, args, started)
+    text = report(scenarios, records, skipped, scenario_skips, args, started)
     if extra_report is not None:
         text += "\n" + extra_report(args)
     args.out.write_text(text)
