@@ -106,6 +106,8 @@ def quart_env(s: Settings) -> dict[str, str]:
         "QUART_CACHE_REDIS_URL": REDIS_URL,
         "QUART_DATABASE_URL": f"mysql://root@127.0.0.1:3306/{DB_NAME}",
     }
+    if os.environ.get("BENCH_QUART_SETTINGS"):  # opt-in: another settings file for the peer
+        env["QUART_APP_SETTINGS"] = os.environ["BENCH_QUART_SETTINGS"]
     if s.slow_notify_ms:
         # To be agreed with quart_app: the switch for its 200 ms notification receiver.
         env["QUART_SLOW_NOTIFY_MS"] = str(s.slow_notify_ms)
@@ -708,7 +710,15 @@ class RunRecord:
     notes: list[str] = field(default_factory=list)
 
 
-def settle(log_path: Path, pattern: re.Pattern[str], ranges: list[tuple[int, int]]) -> None:
+def notifications(log_path: Path, pattern: re.Pattern[str] | None) -> int:
+    if pattern is None:
+        return 0
+    return len(pattern.findall(log_path.read_text(errors="replace")))
+
+
+def settle(
+    log_path: Path, pattern: re.Pattern[str], ranges: list[tuple[int, int]], before: int
+) -> None:
     """Before stopping the server, let the notifications of the last inserts go out.
 
     Waits until the delivered count reaches the rows written, or stops growing for 2 s
@@ -717,7 +727,7 @@ def settle(log_path: Path, pattern: re.Pattern[str], ranges: list[tuple[int, int
     deadline = time.monotonic() + 30
     last, still_since = -1, time.monotonic()
     while time.monotonic() < deadline:
-        delivered = len(pattern.findall(log_path.read_text(errors="replace")))
+        delivered = notifications(log_path, pattern) - before
         if delivered >= sum(count_rows(ranges)):
             return
         if delivered != last:
@@ -754,6 +764,8 @@ def run_once(scenario: Scenario, peer: Peer, run: int, args: argparse.Namespace)
         if scenario.prime_get:
             prime(server)
         run_probes(server, scenario)
+        # Notifications of the probe inserts are not the run's.
+        notified_before = notifications(log_path, peer.notify_log)
         if args.warmup:
             wrk(server.port, args.warmup)
         with RssSampler(server.proc.pid) as rss:
@@ -761,7 +773,7 @@ def run_once(scenario: Scenario, peer: Peer, run: int, args: argparse.Namespace)
         rec.rss_hwm_mib = rss.hwm_kib() / 1024
         rec.rss_peak_mib = rss.peak_kib / 1024
         if settings.slow_notify_ms and peer.notify_log is not None:
-            settle(log_path, peer.notify_log, insert_ranges)
+            settle(log_path, peer.notify_log, insert_ranges, notified_before)
     # The server is stopped (gracefully): everything it was going to write is written.
     rec.rps, rec.p50_ms, rec.p99_ms, rec.errors = res.rps, res.p50_ms, res.p99_ms, res.errors
     rec.checked = sum(int(t["checked"]) for t in res.threads)
@@ -775,8 +787,8 @@ def run_once(scenario: Scenario, peer: Peer, run: int, args: argparse.Namespace)
         if settings.slow_notify_ms:
             rec.notify_expected = written
             if peer.notify_log is not None:
-                text = log_path.read_text(errors="replace")
-                rec.notify_delivered = len(peer.notify_log.findall(text))
+                delivered = notifications(log_path, peer.notify_log)
+                rec.notify_delivered = delivered - notified_before
     return rec
 
 
