@@ -1,0 +1,279 @@
+"""The `info` table on MySQL or MariaDB, through `MySQLPool`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import pymysql
+from pymysql.constants import ER
+
+from .errors import DuplicateId, StoreError, StoreUnavailable
+from .models import InfoRow
+from .mysql_pool import MySQLPool, error_code, is_disconnect, is_server_error
+from .pool_settings import PoolSettings
+from .schema import schema_statements
+from .store import (
+    MAX_ID,
+    InfoStore,
+    check_limit,
+    check_new_row,
+    decode_cursor,
+    encode_cursor,
+)
+from .urls import MySQLAddress
+
+T = TypeVar("T")
+log = logging.getLogger("quart_app.db")
+
+# With id NULL, AUTO_INCREMENT picks the id; seq comes from its column default.
+_INSERT = "INSERT INTO info (id, name, money) VALUES (%s, %s, %s)"
+_GET = "SELECT id, name, money FROM info WHERE id = %s"
+_FIRST_PAGE = "SELECT id, name, money, seq FROM info ORDER BY seq DESC LIMIT %s"
+_NEXT_PAGE = "SELECT id, name, money, seq FROM info WHERE seq < %s ORDER BY seq DESC LIMIT %s"
+_CHECK_COLUMNS = "SELECT id, name, money, seq FROM info LIMIT 0"
+
+_INSERT_ATTEMPTS = 5
+_RETRYABLE = frozenset({ER.LOCK_DEADLOCK})
+_NO_SUCH_TABLE = 1146
+_BAD_FIELD = 1054
+
+
+class MySQLStore(InfoStore):
+    """`InfoStore` on MySQL/MariaDB.
+
+    Autocommit discipline: every pooled connection runs with autocommit on, so a read is
+    one statement that sees the latest committed rows and leaves no transaction open. An
+    insert opens an explicit transaction (BEGIN, INSERT, COMMIT) and `insert()` returns
+    only after COMMIT succeeded. When a statement fails, the transaction is rolled back
+    before the connection goes back to the pool; when the connection itself fails (lost,
+    timed out, task cancelled) it is closed instead, and the server rolls back what was
+    not committed. The pool refuses any connection still inside a transaction.
+
+    Ids: an insert without an id gets InnoDB's AUTO_INCREMENT value, which is race-free
+    without retries; a client-given id moves the counter past itself.
+
+    Retries: a statement that fails because a reused connection turned out dead is run
+    again once on a new connection, but never once COMMIT was sent (the row may be
+    stored; `StoreUnavailable` says so). An insert chosen as a deadlock victim is retried.
+    """
+
+    def __init__(self, address: MySQLAddress, settings: PoolSettings) -> None:
+        self._settings = settings
+        self._pool = MySQLPool(address, settings)
+        self._schema_ready = False
+        self._schema_lock = asyncio.Lock()
+
+    @property
+    def display_url(self) -> str:
+        return self._pool.display_url
+
+    @property
+    def pool(self) -> MySQLPool:
+        """The connection pool (for tests and diagnostics)."""
+        return self._pool
+
+    async def open(self) -> None:
+        self._pool.reopen()
+        try:
+            await self.ensure_schema()
+            await self._pool.fill(self._settings.mincached)
+        except StoreUnavailable:
+            pass  # the pool logged the one warning; the first request connects again
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def ensure_schema(self) -> None:
+        if self._schema_ready:
+            return
+        async with self._schema_lock:
+            if self._schema_ready:
+                return
+            try:
+                await self._run(_create_schema)
+            except pymysql.err.MySQLError as exc:
+                if error_code(exc) == _BAD_FIELD:
+                    raise StoreError(
+                        f"table info in {self.display_url} lacks the columns this app needs "
+                        f"(id, name, money, seq): {exc}; see quart_app/db/schema_mysql.sql"
+                    ) from exc
+                raise _store_error(exc) from exc
+            self._schema_ready = True
+
+    async def ping(self) -> None:
+        await self._run(_select_one)
+
+    async def insert(self, id: int | None, name: str, money: Decimal) -> InfoRow:
+        money = check_new_row(id, name, money)
+        attempt = _Insert(id, name, money)
+        try:
+            new_id = await self._execute(attempt.run)
+        except pymysql.err.MySQLError as exc:
+            if error_code(exc) == ER.DUP_ENTRY and id is not None:
+                raise DuplicateId(id) from None
+            if error_code(exc) in _RETRYABLE:
+                raise StoreUnavailable(f"database busy: {exc}", retry_after=1) from exc
+            raise _store_error(exc) from exc
+        except StoreUnavailable as exc:
+            if attempt.committing and "COMMIT" not in str(exc):
+                raise StoreUnavailable(
+                    f"{exc} while committing: the row may or may not be stored",
+                    retry_after=exc.retry_after,
+                ) from exc
+            raise
+        return InfoRow(new_id, name, money)
+
+    async def get(self, id: int) -> InfoRow | None:
+        if isinstance(id, bool) or not isinstance(id, int):
+            raise TypeError(f"id must be an int, not {type(id).__name__}")
+        if not 1 <= id <= MAX_ID:
+            return None
+
+        async def query(raw: Any) -> InfoRow | None:
+            async with raw.cursor() as cur:
+                await cur.execute(_GET, (id,))
+                row = await cur.fetchone()
+            return None if row is None else _info_row(row)
+
+        return await self._reading(query)
+
+    async def list_page(self, limit: int, cursor: str | None) -> tuple[list[InfoRow], str | None]:
+        check_limit(limit)
+        after = None if cursor is None else decode_cursor(cursor)
+
+        async def query(raw: Any) -> list[tuple[Any, ...]]:
+            async with raw.cursor() as cur:
+                if after is None:
+                    await cur.execute(_FIRST_PAGE, (limit + 1,))
+                else:
+                    await cur.execute(_NEXT_PAGE, (after, limit + 1))
+                return list(await cur.fetchall())
+
+        rows = await self._reading(query)
+        page = [_info_row(row) for row in rows[:limit]]
+        next_cursor = encode_cursor(int(rows[limit - 1][3])) if len(rows) > limit else None
+        return page, next_cursor
+
+    def stats(self) -> dict[str, int | float | str]:
+        return {"backend": "mysql", **self._pool.stats()}
+
+    async def _reading(self, query: Callable[[Any], Awaitable[T]]) -> T:
+        try:
+            return await self._execute(query)
+        except pymysql.err.MySQLError as exc:
+            raise _store_error(exc) from exc
+
+    async def _execute(self, op: Callable[[Any], Awaitable[T]]) -> T:
+        """`_run` after making sure the table exists, again if someone dropped it."""
+        await self.ensure_schema()
+        try:
+            return await self._run(op)
+        except pymysql.err.MySQLError as exc:
+            if error_code(exc) != _NO_SUCH_TABLE:
+                raise
+            self._schema_ready = False
+        await self.ensure_schema()
+        return await self._run(op)
+
+    async def _run(self, op: Callable[[Any], Awaitable[T]]) -> T:
+        """Run `op` on a pooled connection within `query_timeout`.
+
+        Lost connections become `StoreUnavailable`, after one more try when the lost one
+        came from the idle list. Errors the server reported are raised as they are.
+        """
+        timeout = self._settings.query_timeout
+        for attempt in (1, 2):
+            reused = False
+            try:
+                async with self._pool.connection() as conn:
+                    reused = conn.reused
+                    async with asyncio.timeout(timeout):
+                        return await op(conn.raw)
+            except TimeoutError:
+                raise StoreUnavailable(
+                    f"the database did not answer within {timeout:g}s", retry_after=3
+                ) from None
+            except pymysql.err.MySQLError as exc:
+                if not is_disconnect(exc):
+                    raise
+                if attempt == 1 and reused:
+                    log.info("database connection found dead (%s); retrying on a new one", exc)
+                    continue
+                raise StoreUnavailable(f"lost the database connection: {exc}") from exc
+        raise AssertionError("unreachable")
+
+
+class _Insert:
+    """One insert, retried on the same connection when it is a deadlock victim."""
+
+    def __init__(self, id: int | None, name: str, money: Decimal) -> None:
+        self.id = id
+        self.name = name
+        self.money = money
+        self.committing = False
+
+    async def run(self, raw: Any) -> int:
+        self.committing = False
+        for attempt in range(_INSERT_ATTEMPTS):
+            try:
+                return await self._once(raw)
+            except pymysql.err.MySQLError as exc:
+                if not is_server_error(exc):
+                    raise
+                # A refused statement (a duplicate key) leaves the transaction open.
+                await raw.rollback()
+                if error_code(exc) not in _RETRYABLE or attempt == _INSERT_ATTEMPTS - 1:
+                    raise
+            self.committing = False
+            await asyncio.sleep(random.uniform(0, 0.001 * 2 ** min(attempt, 5)))
+        raise AssertionError("unreachable")
+
+    async def _once(self, raw: Any) -> int:
+        await raw.begin()
+        async with raw.cursor() as cur:
+            await cur.execute(_INSERT, (self.id, self.name, self.money))
+            new_id = cur.lastrowid if self.id is None else self.id
+        self.committing = True
+        try:
+            await raw.commit()
+        except pymysql.err.MySQLError as exc:
+            if is_server_error(exc):
+                raise
+            # Not retried: the server may have committed before the connection broke.
+            raise StoreUnavailable(
+                f"lost the database connection during COMMIT ({exc}): "
+                "the row may or may not be stored"
+            ) from exc
+        return int(new_id)
+
+
+async def _create_schema(raw: Any) -> None:
+    server = raw.get_server_info()
+    if "MariaDB" not in server:
+        raise StoreError(f"the MySQL store needs MariaDB 10.3 or later (sequences), not {server}")
+    async with raw.cursor() as cur:
+        for statement in schema_statements("schema_mysql.sql"):
+            await cur.execute(statement)
+        await cur.execute(_CHECK_COLUMNS)
+
+
+async def _select_one(raw: Any) -> None:
+    async with raw.cursor() as cur:
+        await cur.execute("SELECT 1")
+        await cur.fetchall()
+
+
+def _info_row(row: tuple[Any, ...]) -> InfoRow:
+    money = row[2] if isinstance(row[2], Decimal) else Decimal(str(row[2]))
+    return InfoRow(int(row[0]), str(row[1]), money)
+
+
+def _store_error(exc: BaseException) -> StoreError:
+    if is_disconnect(exc):
+        return StoreUnavailable(f"lost the database connection: {exc}")
+    return StoreError(f"the database refused the statement: {exc}")

@@ -1,0 +1,139 @@
+"""The one interface the routes use, whichever database sits behind it."""
+
+from __future__ import annotations
+
+import base64
+from abc import ABC, abstractmethod
+from decimal import Decimal, InvalidOperation
+
+from .models import CENT, InfoRow
+
+#: Largest page `list_page` serves.
+MAX_PAGE_SIZE = 1000
+#: Ids are the seed's INT column: positive and below 2**31.
+MAX_ID = 2**31 - 1
+#: Characters in a name (VARCHAR(64)).
+MAX_NAME_LENGTH = 64
+#: DECIMAL(12, 2): ten digits before the point, two after.
+MONEY_LIMIT = Decimal("10000000000")
+
+_CURSOR_PREFIX = "s"
+
+
+class InfoStore(ABC):
+    """Rows of the `info` table, newest first.
+
+    Every backend behaves alike: the same errors (`DuplicateId`, `StoreUnavailable`,
+    `PoolExhausted`, `ValueError` for arguments the table cannot hold), the same ordering
+    (insertion order, not id order) and money exact to the cent as `Decimal`.
+    """
+
+    @property
+    @abstractmethod
+    def display_url(self) -> str:
+        """The database URL with any password masked, for logs and /stats."""
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect and create the schema if missing.
+
+        Never raises because the database is unreachable: it logs one warning and the store
+        connects on first use instead.
+        """
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Close every connection; later calls raise `StoreUnavailable` until `open()`."""
+
+    @abstractmethod
+    async def ensure_schema(self) -> None:
+        """Create the database objects if missing (also done lazily by the first operation)."""
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Raise `StoreUnavailable` unless the database answers a trivial query."""
+
+    @abstractmethod
+    async def insert(self, id: int | None, name: str, money: Decimal) -> InfoRow:
+        """Store a row, committed before this returns, and give it back.
+
+        `id` None lets the store pick the next free id. Raises `DuplicateId` when the id is
+        taken and `StoreUnavailable` when the database cannot be reached; either way
+        nothing is written.
+        """
+
+    @abstractmethod
+    async def get(self, id: int) -> InfoRow | None:
+        """The row with this id, or None."""
+
+    @abstractmethod
+    async def list_page(self, limit: int, cursor: str | None) -> tuple[list[InfoRow], str | None]:
+        """Up to `limit` rows, newest inserted first, after the position `cursor` names.
+
+        Returns the rows and the cursor of the next page (None when there is none). The
+        cursor is opaque; one that this store did not make raises `ValueError`.
+        """
+
+    @abstractmethod
+    def stats(self) -> dict[str, int | float | str]:
+        """Connection counters for /stats: at least size, in_use, idle, waiting, timeouts."""
+
+
+def check_new_row(id: int | None, name: str, money: Decimal) -> Decimal:
+    """Refuse what the table cannot hold exactly; return money with exactly two places."""
+    if id is not None:
+        check_id(id)
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, not {type(name).__name__}")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ValueError(f"name is longer than {MAX_NAME_LENGTH} characters")
+    name.encode("utf-8")  # lone surrogates would fail later, inside a transaction
+    if not isinstance(money, Decimal):
+        raise TypeError(f"money must be a Decimal, not {type(money).__name__}")
+    if not money.is_finite():
+        raise ValueError(f"money must be a finite amount, not {money}")
+    if abs(money) >= MONEY_LIMIT:
+        raise ValueError(f"money must be below {MONEY_LIMIT} in absolute value")
+    try:
+        exact = money.quantize(CENT)
+    except InvalidOperation:
+        raise ValueError(f"money {money} cannot be stored exactly") from None
+    if exact != money:
+        raise ValueError(f"money {money} has more than two decimal places")
+    return exact
+
+
+def check_id(id: int) -> None:
+    """Refuse ids outside the INT column's positive range."""
+    if isinstance(id, bool) or not isinstance(id, int):
+        raise TypeError(f"id must be an int, not {type(id).__name__}")
+    if not 1 <= id <= MAX_ID:
+        raise ValueError(f"id must be between 1 and {MAX_ID}")
+
+
+def check_limit(limit: int) -> None:
+    """Refuse page sizes outside 1..MAX_PAGE_SIZE."""
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise TypeError(f"limit must be an int, not {type(limit).__name__}")
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
+
+
+def encode_cursor(seq: int) -> str:
+    """The opaque cursor for "rows inserted before the row with this sequence number"."""
+    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The sequence number inside a cursor from `encode_cursor`; `ValueError` otherwise."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (ValueError, TypeError):
+        raise ValueError("invalid cursor") from None
+    digits = text[len(_CURSOR_PREFIX):]
+    if not text.startswith(_CURSOR_PREFIX) or not digits.isdigit() or not digits.isascii():
+        raise ValueError("invalid cursor")
+    seq = int(digits)
+    if not 1 <= seq < 2**63 or encode_cursor(seq) != cursor:
+        raise ValueError("invalid cursor")
+    return seq
