@@ -7,13 +7,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from quart import Quart
+from quart_schema import QuartSchema
 
 from .blueprints.health import health
+from .blueprints.info import info_api
 from .blueprints.seed import seed
+from .blueprints.stats import stats
 from .config import load_config
+from .db import Database
 from .extensions import cache
 from .http_errors import register_error_handlers
 from .receivers import connect_receivers
+from .validation import register_validation_errors
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Quart:
@@ -22,8 +27,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     load_config(app.config, config)
     _configure_logging(app.config["LOG_LEVEL"])
     cache.init_app(app)
+    Database(app)
+    QuartSchema(
+        app, openapi_path="/api/openapi.json", swagger_ui_path="/api/docs",
+        redoc_ui_path=None, scalar_ui_path=None,
+        info={"title": "quart_app", "version": "0.1.0"},
+    )
     register_error_handlers(app)
+    register_validation_errors(app)
     app.register_blueprint(health)
+    app.register_blueprint(info_api)
+    app.register_blueprint(stats)
     if app.config["SEED_ROUTES"]:
         app.register_blueprint(seed)
     connect_receivers(app)

@@ -7,6 +7,7 @@ from typing import Any
 from quart import Blueprint, current_app
 
 from ..cache import CacheUnavailable
+from ..db import StoreUnavailable
 from ..extensions import cache
 
 health = Blueprint("health", __name__)
@@ -21,7 +22,10 @@ async def healthz() -> dict[str, str]:
 
 @health.get("/readyz")
 async def readyz() -> tuple[dict[str, Any], int, dict[str, str]]:
-    checks: dict[str, dict[str, Any]] = {"cache": await _cache_check()}
+    checks: dict[str, dict[str, Any]] = {
+        "cache": await _cache_check(),
+        "database": await _database_check(),
+    }
     down = [name for name, check in checks.items() if not check["ok"]]
     body = {"status": "unavailable" if down else "ready", "down": down, "checks": checks}
     if down:
@@ -36,3 +40,13 @@ async def _cache_check() -> dict[str, Any]:
     except CacheUnavailable as error:
         return {**check, "ok": False, "error": str(error)}
     return {**check, "ok": True}
+
+
+async def _database_check() -> dict[str, Any]:
+    store = current_app.extensions["database"].store
+    check: dict[str, Any] = {"url": store.display_url}
+    try:
+        await store.ping()
+    except StoreUnavailable as error:
+        return {**check, "ok": False, "error": str(error), "pool": store.stats()}
+    return {**check, "ok": True, "pool": store.stats()}

@@ -1,20 +1,25 @@
-"""The tutorial's demo routes: the cache pair `/` and `/get`, and the two template pages.
+"""The tutorial's demo routes: the cache pair, the two template pages and the `/info` insert.
 
 Behind `SEED_ROUTES` (on by default) so a production deploy can leave them out.
 """
 
 from __future__ import annotations
 
-from quart import Blueprint, render_template
+from quart import Blueprint, current_app, render_template
+from quart_schema import validate_querystring
 from werkzeug.exceptions import NotFound
 
 from ..cache import MISSING
 from ..extensions import cache
+from ..inserts import insert_info
+from ..schemas import InfoIn
+from .info import current_store
 
 seed = Blueprint("seed", __name__)
 
 SEED_KEY = "name"
 SEED_VALUE = "8888"
+INSERTED_MESSAGE = "创建info数据成功!!!"  # the tutorial's own answer: "info row created"
 
 
 @seed.get("/")
@@ -30,6 +35,16 @@ async def get() -> str:
         # Flask's original returns None here and crashes with a 500.
         raise NotFound(f"nothing is cached under {SEED_KEY!r}: call GET / first")
     return str(value)
+
+
+@seed.get("/info")
+@validate_querystring(InfoIn)
+async def info(query_args: InfoIn) -> str:
+    """`/info?id=5&name=redis&money=588`, as in the tutorial, through the same insert path."""
+    await insert_info(
+        current_app, current_store(), query_args.id, query_args.name, query_args.money
+    )
+    return INSERTED_MESSAGE
 
 
 @seed.get("/login")

@@ -94,6 +94,7 @@ class CacheClient:
         )
         self._down_since: float | None = None
         self._retry_at = 0.0
+        self._invalidations_lost = False
 
     # --- Flask-Caching's API ------------------------------------------------------------
 
@@ -120,14 +121,16 @@ class CacheClient:
             return False
 
     async def delete(self, key: str) -> bool:
-        return bool(await self._call(self.backend._delete, 0, self._key(key)))
+        return bool(
+            await self._call(self.backend._delete, 0, self._key(key), invalidates=True)
+        )
 
     async def has(self, key: str) -> bool:
         return bool(await self._call(self.backend._exists, False, self._key(key)))
 
     async def clear(self) -> bool:
         """Remove every key under this app's prefix, and nothing else."""
-        return bool(await self._call(self.backend._clear, False, self._prefix))
+        return bool(await self._call(self.backend._clear, False, self._prefix, invalidates=True))
 
     async def get_many(self, *keys: str) -> list[Any]:
         """Values in the order of `keys`; a miss is `None`, as in Flask-Caching."""
@@ -159,7 +162,9 @@ class CacheClient:
 
     async def inc(self, key: str, delta: int = 1) -> int | None:
         """Add `delta` to an integer value (a missing key counts as 0); None on an outage."""
-        result = await self._call(self.backend._increment, None, self._key(key), delta)
+        result = await self._call(
+            self.backend._increment, None, self._key(key), delta, invalidates=True
+        )
         return None if result is None else int(result)
 
     async def dec(self, key: str, delta: int = 1) -> int | None:
@@ -177,6 +182,8 @@ class CacheClient:
             return
         try:
             await self.backend.ping()
+            if self._invalidations_lost:
+                await self._forget_stale_entries()
         except self._outage_errors as error:
             self._note_outage(error)
             raise CacheUnavailable(f"redis unreachable: {error}") from None
@@ -203,22 +210,31 @@ class CacheClient:
         return None if timeout == 0 else timeout
 
     async def _call(
-        self, operation: Callable[..., Awaitable[T]], fallback: T, *args: Any, **kwargs: Any
+        self, operation: Callable[..., Awaitable[T]], fallback: T, *args: Any,
+        invalidates: bool = False, **kwargs: Any,
     ) -> T:
+        """Run one backend call; on an outage, `fallback` (or CacheUnavailable).
+
+        `invalidates` marks deletes and counters: dropping one of those can leave a stale
+        entry behind, so the first call after the outage clears the whole prefix.
+        """
         if not self._outage_errors:
             return await operation(*args, **kwargs)
         if self._down_since is not None and time.monotonic() < self._retry_at:
-            return self._outage_result(fallback, None)
+            return self._outage_result(fallback, None, invalidates)
         try:
+            if self._invalidations_lost:
+                await self._forget_stale_entries()
             result = await operation(*args, **kwargs)
         except self._outage_errors as error:
             self._note_outage(error)
-            return self._outage_result(fallback, error)
-        if self._down_since is not None:
-            self._note_recovery()
+            return self._outage_result(fallback, error, invalidates)
+        self._note_recovery()
         return result
 
-    def _outage_result(self, fallback: T, error: BaseException | None) -> T:
+    def _outage_result(self, fallback: T, error: BaseException | None, invalidates: bool) -> T:
+        if invalidates:
+            self._invalidations_lost = True
         if self.settings.ignore_errors:
             return fallback
         raise CacheUnavailable(f"cache backend unreachable: {error or 'in retry pause'}")
@@ -232,6 +248,15 @@ class CacheClient:
                 "until it answers again", error,
             )
         self._retry_at = now + self.settings.retry_interval
+
+    async def _forget_stale_entries(self) -> None:
+        """Before the first use after an outage that dropped invalidations."""
+        await self.backend._clear(self._prefix)
+        self._invalidations_lost = False
+        logger.warning(
+            "cache cleared under %r: invalidations were dropped while it was unreachable",
+            self._prefix,
+        )
 
     def _note_recovery(self) -> None:
         if self._down_since is not None:

@@ -46,7 +46,12 @@ class Cache:
     @property
     def client(self) -> CacheClient:
         """The current app's client (needs an app context while the app is serving)."""
-        client = current_app.extensions[EXTENSION_KEY].get("client")
+        return self.client_for(current_app)
+
+    @staticmethod
+    def client_for(app: Quart) -> CacheClient:
+        """`app`'s client, for code that is handed the app (signal receivers get it as sender)."""
+        client = app.extensions[EXTENSION_KEY].get("client")
         if client is None:
             raise RuntimeError("the cache is not open: the app is not serving")
         return client  # type: ignore[no-any-return]

@@ -1,0 +1,200 @@
+"""How receivers are connected and run, for quart_app's signals and Quart's built-in ones.
+
+blinker alone runs receivers in no fixed order (it keeps them in sets), holds them weakly (a
+receiver defined inside a function vanishes) and lets one that raises skip the rest and, on a
+built-in signal, turn the request into a 500. So for each (signal, app) one fan-out function
+is connected to blinker, and it runs this app's receivers:
+- in the order they were connected;
+- each guarded: an exception is logged with the receiver's name, and the others still run
+  (Django's send_robust), so no receiver can fail the request or the caller;
+- inline (awaited before `send` returns) or, for receivers marked `background=True`, after
+  the response as Quart background tasks: at most `SIGNALS_MAX_BACKGROUND` at once, each cut
+  off after `SIGNALS_BACKGROUND_TIMEOUT` seconds, and drained at shutdown for up to
+  `BACKGROUND_TASK_SHUTDOWN_TIMEOUT` seconds, with a log line for each one cancelled.
+
+Connect with the `receiver` decorator (Django's `@receiver`, per app); send custom signals
+with `await send(signal, app, **kwargs)`. Sync receivers are accepted and run in Quart's
+thread pool through `app.ensure_async`, which costs a thread hop per call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from blinker import NamedSignal
+from quart import Quart
+
+logger = logging.getLogger("quart_app.dispatch")
+
+Receiver = Callable[..., Any]
+AsyncReceiver = Callable[..., Awaitable[Any]]
+
+_EXTENSION_KEY = "signal_dispatch"
+
+
+class DuplicateReceiver(Exception):
+    """A receiver with this dispatch_uid is already connected to this signal for this app."""
+
+
+def real_app(app: Quart) -> Quart:
+    """The app behind `current_app`: blinker tells senders apart by id(), and a proxy's differs."""
+    unwrap = getattr(app, "_get_current_object", None)
+    return unwrap() if unwrap is not None else app
+
+
+def receiver_name(function: Callable[..., Any]) -> str:
+    return f"{function.__module__}.{function.__qualname__}"
+
+
+@dataclass(slots=True)
+class Connection:
+    uid: str
+    name: str
+    call: AsyncReceiver
+    background: bool
+
+
+@dataclass
+class SignalReceivers:
+    """One app's receivers for one signal, in connection order, behind one blinker receiver."""
+
+    signal: NamedSignal
+    connections: list[Connection] = field(default_factory=list)
+    fan_out: AsyncReceiver | None = None
+
+
+class AppDispatch:
+    """Everything the dispatcher keeps for one app (in `app.extensions`, never on a global)."""
+
+    def __init__(self, app: Quart) -> None:
+        self.by_signal: dict[str, SignalReceivers] = {}
+        self.max_background = int(app.config.get("SIGNALS_MAX_BACKGROUND", 100))
+        self.background_timeout = float(app.config.get("SIGNALS_BACKGROUND_TIMEOUT", 30))
+        self._slots: asyncio.Semaphore | None = None
+
+    @property
+    def slots(self) -> asyncio.Semaphore:
+        # Made on first use, inside the serving loop it guards.
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.max_background)
+        return self._slots
+
+
+def app_dispatch(app: Quart) -> AppDispatch:
+    dispatch = app.extensions.get(_EXTENSION_KEY)
+    if dispatch is None:
+        dispatch = app.extensions[_EXTENSION_KEY] = AppDispatch(app)
+
+        @app.after_serving
+        async def disconnect_receivers() -> None:
+            disconnect_all(app)
+
+    return dispatch
+
+
+def receiver(
+    signal: NamedSignal, app: Quart, *, dispatch_uid: str | None = None,
+    background: bool = False,
+) -> Callable[[Receiver], Receiver]:
+    """Decorator: connect a receiver to `signal` for `app` only, held strongly, at most once.
+
+    `dispatch_uid` names the registration (default: the function's qualified name); a second
+    one under the same name raises `DuplicateReceiver`. `background=True` runs it after the
+    response instead of before `send` returns.
+    """
+
+    target = real_app(app)
+
+    def connect(function: Receiver) -> Receiver:
+        dispatch = app_dispatch(target)
+        receivers = dispatch.by_signal.get(signal.name)
+        if receivers is None:
+            receivers = dispatch.by_signal[signal.name] = SignalReceivers(signal)
+        uid = dispatch_uid or receiver_name(function)
+        if any(connection.uid == uid for connection in receivers.connections):
+            raise DuplicateReceiver(f"{uid} is already connected to {signal.name!r}")
+        call = (function if inspect.iscoroutinefunction(function)
+                else target.ensure_async(function))
+        receivers.connections.append(Connection(uid, receiver_name(function), call, background))
+        if receivers.fan_out is None:
+            receivers.fan_out = _make_fan_out(target, dispatch, receivers)
+            signal.connect(receivers.fan_out, sender=target, weak=False)
+        return function
+
+    return connect
+
+
+def disconnect_all(app: Quart) -> None:
+    """Undo every `receiver` registration for `app` (done when the app stops serving)."""
+    dispatch: AppDispatch | None = app.extensions.get(_EXTENSION_KEY)
+    if dispatch is None:
+        return
+    for receivers in dispatch.by_signal.values():
+        if receivers.fan_out is not None:
+            receivers.signal.disconnect(receivers.fan_out, sender=app)
+    dispatch.by_signal.clear()
+
+
+def connected_names(signal: NamedSignal, app: Quart) -> list[str]:
+    """The qualified names of `app`'s receivers for `signal`, in the order they run."""
+    receivers = app_dispatch(app).by_signal.get(signal.name)
+    return [] if receivers is None else [c.name for c in receivers.connections]
+
+
+async def send(signal: NamedSignal, app: Quart, **kwargs: Any) -> None:
+    """Run `app`'s receivers for `signal`: inline ones awaited in order, background ones queued."""
+    sender = real_app(app)
+    try:
+        await signal.send_async(
+            sender, _sync_wrapper=sender.ensure_async, **kwargs  # type: ignore[arg-type]
+        )
+    except Exception:
+        # Only a receiver connected straight through blinker can get here.
+        logger.exception("a receiver connected outside quart_app.dispatch failed on %s",
+                         signal.name)
+
+
+def _make_fan_out(app: Quart, dispatch: AppDispatch, receivers: SignalReceivers) -> AsyncReceiver:
+    signal_name = receivers.signal.name
+
+    async def fan_out(sender: Any, **kwargs: Any) -> None:
+        for connection in list(receivers.connections):
+            if connection.background:
+                app.add_background_task(_run_in_background, dispatch, connection, signal_name,
+                                        sender, kwargs)
+            else:
+                await _run_guarded(connection, signal_name, sender, kwargs)
+
+    fan_out.__qualname__ = f"fan_out[{signal_name}]"
+    return fan_out
+
+
+async def _run_guarded(
+    connection: Connection, signal_name: str, sender: Any, kwargs: dict[str, Any]
+) -> None:
+    try:
+        await connection.call(sender, **kwargs)
+    except Exception:
+        logger.exception("receiver %s failed on %s", connection.name, signal_name)
+
+
+async def _run_in_background(
+    dispatch: AppDispatch, connection: Connection, signal_name: str, sender: Any,
+    kwargs: dict[str, Any],
+) -> None:
+    try:
+        async with dispatch.slots:
+            async with asyncio.timeout(dispatch.background_timeout):
+                await _run_guarded(connection, signal_name, sender, kwargs)
+    except TimeoutError:
+        logger.error("background receiver %s on %s timed out after %.1f s",
+                     connection.name, signal_name, dispatch.background_timeout)
+    except asyncio.CancelledError:
+        logger.warning("background receiver %s on %s cancelled at shutdown before it finished",
+                       connection.name, signal_name)
+        raise

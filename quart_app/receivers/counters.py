@@ -1,0 +1,20 @@
+"""Counting committed inserts in the cache (shared by every worker when the cache is Redis)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Quart
+
+from ..db import InfoRow
+from ..dispatch import receiver
+from ..extensions import cache
+from ..signals import info_inserted
+
+INSERTS_KEY = "stats:info_inserts"
+
+
+def connect(app: Quart) -> None:
+    @receiver(info_inserted, app, dispatch_uid="counters.info_inserted")
+    async def count_insert(sender: Quart, row: InfoRow, **extra: Any) -> None:
+        await cache.client_for(sender).inc(INSERTS_KEY)

@@ -1,0 +1,24 @@
+"""quart_app's own signals, in one blinker Namespace (Quart's built-in ones are in quart.signals).
+
+Every signal is sent with the app as sender, so a receiver connected for one app never hears
+another app's events. Send them with `quart_app.dispatch.send`, which awaits each receiver in
+the order it was connected and keeps one receiver's failure from the others and the caller.
+"""
+
+from __future__ import annotations
+
+from blinker import Namespace
+
+_signals = Namespace()
+
+#: Sent by `quart_app.inserts.insert_info` before the INSERT runs (Django's pre_save), with
+#: ``id`` (None when the store assigns it), ``name`` and ``money`` (Decimal).
+info_will_insert = _signals.signal("info-will-insert")
+
+#: Sent by `quart_app.inserts.insert_info` after the INSERT has committed, with ``row`` (the
+#: stored `InfoRow`). Never sent for a failed or rolled-back insert.
+info_inserted = _signals.signal("info-inserted")
+
+#: Sent by `quart_app.inserts.insert_info` when the INSERT did not commit, with ``id``,
+#: ``name``, ``money`` and ``error`` (the exception; nothing was stored).
+info_insert_failed = _signals.signal("info-insert-failed")
