@@ -319,7 +319,7 @@ def prepare_database(keep: bool) -> None:
         if not keep:
             cur.execute("TRUNCATE TABLE info")
         cur.execute("SELECT COUNT(*) FROM info WHERE id BETWEEN 1 AND %s", (SEED_ROWS,))
-        if cur.fetchone()[0] == 0:  # type: ignore[index]
+        if cur.fetchone()[0] == 0:
             cur.executemany(
                 "INSERT INTO info (id, name, money) VALUES (%s, %s, %s)",
                 [(i, f"seed{i}", f"{i * 10}.25") for i in range(1, SEED_ROWS + 1)],
@@ -336,7 +336,7 @@ def allocate_ids(count: int) -> int:
     conn = mysql()
     with conn.cursor() as cur:
         cur.execute("SELECT COALESCE(MAX(id), 0) FROM info")
-        top = max(int(cur.fetchone()[0]), _reserved_top)  # type: ignore[index]
+        top = max(int(cur.fetchone()[0]), _reserved_top)
     conn.close()
     base = (top // 1000 + 1) * 1000
     if base + count - 1 > INT_MAX:
@@ -351,7 +351,7 @@ def count_rows(ranges: list[tuple[int, int]]) -> list[int]:
     with conn.cursor() as cur:
         for lo, hi in ranges:
             cur.execute("SELECT COUNT(*) FROM info WHERE id BETWEEN %s AND %s", (lo, hi))
-            out.append(int(cur.fetchone()[0]))  # type: ignore[index]
+            out.append(int(cur.fetchone()[0]))
     conn.close()
     return out
 
@@ -641,7 +641,7 @@ class WrkResult:
         return self.socket_errors + (self.non2xx if self.threads else self.status_errors)
 
     def acked_ranges(self) -> list[tuple[int, int]]:
-        out = []
+        out: list[tuple[int, int]] = []
         for t in self.threads:
             r = [int(x) for x in t["ranges"]]
             out.extend(zip(r[0::2], r[1::2], strict=True))
@@ -840,7 +840,7 @@ def machine_line() -> str:
         conn = mysql(None)
         with conn.cursor() as cur:
             cur.execute("SELECT VERSION()")
-            mariadb = str(cur.fetchone()[0])  # type: ignore[index]
+            mariadb = str(cur.fetchone()[0])
         conn.close()
     redis_version = "?"
     with contextlib.suppress(Exception):
