@@ -257,8 +257,11 @@ async def _create_schema(raw: Any) -> None:
     if "MariaDB" not in server:
         raise StoreError(f"the MySQL store needs MariaDB 10.3 or later (sequences), not {server}")
     async with raw.cursor() as cur:
+        # "Already exists" notes would come back as Python warnings on every start.
+        await cur.execute("SET SESSION sql_notes = 0")
         for statement in schema_statements("schema_mysql.sql"):
             await cur.execute(statement)
+        await cur.execute("SET SESSION sql_notes = 1")
         await cur.execute(_CHECK_COLUMNS)
 
 

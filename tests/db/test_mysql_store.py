@@ -1,0 +1,174 @@
+"""MySQLStore on the real MariaDB: commits, rollbacks, cancellation and schema handling."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from quart_app.db import DuplicateId, PoolSettings, StoreError, StoreUnavailable, create_store
+from quart_app.db.mysql_store import MySQLStore
+
+from .conftest import query
+from .test_mysql_pool import wait_until_gone
+
+
+def mysql_store(url: str, tmp_path: Path, **settings: Any) -> MySQLStore:
+    store = create_store(url, PoolSettings.from_mapping(settings), base_dir=tmp_path)
+    assert isinstance(store, MySQLStore)
+    return store
+
+
+@pytest.fixture
+async def store(mysql_url: str, tmp_path: Path) -> AsyncIterator[MySQLStore]:
+    store = mysql_store(mysql_url, tmp_path, query_timeout=2)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def blocked_insert_thread(admin: Any) -> int:
+    """The server thread of an INSERT waiting for a row lock."""
+    for _ in range(100):
+        rows = await query(
+            admin,
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'INSERT INTO info%%'",
+        )
+        if rows:
+            return int(rows[0][0])
+        await asyncio.sleep(0.02)
+    raise AssertionError("no INSERT is waiting")
+
+
+async def test_open_creates_schema_and_mincached(store: MySQLStore, admin: Any) -> None:
+    assert await query(admin, "SHOW TABLES LIKE 'info'") == [("info",)]
+    stats = store.stats()
+    assert (stats["backend"], stats["idle"], stats["size"]) == ("mysql", 2, 2)
+
+
+async def test_an_insert_is_committed_before_it_returns(store: MySQLStore, admin: Any) -> None:
+    await store.insert(5, "redis", Decimal("588"))
+    # Another connection, another transaction: it only sees committed rows.
+    assert await query(admin, "SELECT id, name, money FROM info") == [
+        (5, "redis", Decimal("588.00"))
+    ]
+
+
+async def test_a_failed_insert_rolls_back_and_keeps_the_connection(store: MySQLStore) -> None:
+    await store.insert(5, "a", Decimal("1"))
+    before = store.stats()
+    with pytest.raises(DuplicateId):
+        await store.insert(5, "b", Decimal("2"))
+    after = store.stats()
+    assert after["discarded"] == before["discarded"]
+    assert after["in_use"] == 0
+    for conn in store.pool._idle:
+        assert not conn.raw.get_transaction_status()
+
+
+async def test_cancelled_insert_stores_nothing_and_leaks_nothing(
+    store: MySQLStore, admin: Any
+) -> None:
+    await admin.begin()
+    await query(admin, "INSERT INTO info (id, name, money) VALUES (7, 'admin', 1)")
+    task = asyncio.create_task(store.insert(7, "store", Decimal("2")))
+    thread = await blocked_insert_thread(admin)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert store.stats()["in_use"] == 0
+    await admin.rollback()
+    await wait_until_gone(admin, thread)
+    assert await query(admin, "SELECT id FROM info") == []
+    assert (await store.insert(7, "again", Decimal("3"))).id == 7
+
+
+async def test_query_timeout_is_store_unavailable(store: MySQLStore, admin: Any) -> None:
+    await admin.begin()
+    await query(admin, "INSERT INTO info (id, name, money) VALUES (7, 'admin', 1)")
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(StoreUnavailable, match="within 2s") as caught:
+        await store.insert(7, "store", Decimal("2"))
+    assert asyncio.get_running_loop().time() - started < 3
+    assert caught.value.retry_after > 0
+    thread = await blocked_insert_thread(admin)
+    await admin.rollback()
+    await wait_until_gone(admin, thread)
+    assert await query(admin, "SELECT id FROM info") == []
+    assert store.stats()["in_use"] == 0
+
+
+async def test_every_idle_connection_killed_is_survived(store: MySQLStore, admin: Any) -> None:
+    await asyncio.gather(*(store.get(1) for _ in range(4)))
+    victims = [conn.thread_id for conn in store.pool._idle]
+    assert len(victims) >= 2
+    for victim in victims:
+        await query(admin, "KILL %s", (victim,))
+    for victim in victims:
+        await wait_until_gone(admin, victim)
+    assert (await store.insert(None, "after", Decimal("1"))).name == "after"
+    assert store.stats()["in_use"] == 0
+
+
+async def test_a_dropped_table_is_created_again(store: MySQLStore, admin: Any) -> None:
+    await store.insert(1, "a", Decimal("1"))
+    await query(admin, "DROP TABLE info")
+    assert await store.get(1) is None
+    assert (await store.insert(None, "b", Decimal("1"))).id >= 1
+
+
+async def test_a_missing_database_is_created(mysql_url: str, admin: Any, tmp_path: Path) -> None:
+    name = f"quart_app_test_{uuid.uuid4().hex[:8]}"
+    url = mysql_url.rsplit("/", 1)[0] + "/" + name
+    store = mysql_store(url, tmp_path)
+    try:
+        await store.open()
+        await store.insert(1, "x", Decimal("1"))
+        rows = await query(
+            admin,
+            "SELECT DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA "
+            "WHERE SCHEMA_NAME = %s",
+            (name,),
+        )
+        assert rows == [("utf8mb4",)]
+    finally:
+        await store.close()
+        await query(admin, f"DROP DATABASE IF EXISTS `{name}`")
+
+
+async def test_a_seed_shaped_table_is_a_clear_error(
+    mysql_url: str, admin: Any, tmp_path: Path
+) -> None:
+    await query(admin, "CREATE TABLE info (id INT PRIMARY KEY, name VARCHAR(64), money DECIMAL)")
+    store = mysql_store(mysql_url, tmp_path)
+    try:
+        with pytest.raises(StoreError, match="seq"):
+            await store.open()
+    finally:
+        await store.close()
+
+
+async def test_open_logs_nothing_when_the_server_answers(
+    mysql_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = mysql_store(mysql_url, tmp_path)
+    with caplog.at_level(logging.WARNING, logger="quart_app.db"):
+        await store.open()
+        await store.close()
+    assert caplog.records == []
+
+
+async def test_display_url_masks_the_password(tmp_path: Path) -> None:
+    store = create_store(
+        "mysql://app:s3cret@db.example:3307/school", PoolSettings(), base_dir=tmp_path
+    )
+    assert store.display_url == "mysql://app:***@db.example:3307/school"
+    assert "s3cret" not in repr(store.stats())
