@@ -75,7 +75,7 @@ class PoolSettings:
             mapping = {}
         if not isinstance(mapping, Mapping):
             raise ConfigError("DATABASE_POOL", mapping, "a table of pool settings")
-        defaults = {field.name: field.default for field in fields(cls)}
+        defaults: dict[str, Any] = {field.name: field.default for field in fields(cls)}
         known = set(defaults)
         raw: dict[str, Any] = {}
         for key, value in mapping.items():
@@ -92,11 +92,11 @@ class PoolSettings:
         # A smaller maxconnections shrinks the cache defaults with it; only values the user
         # gave are held to the bounds below.
         limit = values.get("maxconnections", defaults["maxconnections"])
-        for name in ("maxcached", "mincached"):
-            if name not in values and limit:
-                values[name] = min(defaults[name], limit)
-        if "mincached" not in values and values.get("maxcached"):
-            values["mincached"] = min(defaults["mincached"], values["maxcached"])
+        if "maxcached" not in values and limit:
+            values["maxcached"] = min(defaults["maxcached"], limit)
+        if "mincached" not in values:
+            cap = min(filter(None, (limit, values.get("maxcached"))), default=0)
+            values["mincached"] = min(defaults["mincached"], cap) if cap else defaults["mincached"]
         settings = cls(**values)
         settings._check_bounds()
         return settings
