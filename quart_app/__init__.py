@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
 from quart import Quart
 from quart_schema import QuartSchema
 
+from . import request_id
 from .blueprints.health import health
 from .blueprints.info import info_api
 from .blueprints.seed import seed
@@ -26,6 +28,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     app = Quart(__name__)
     load_config(app.config, config)
     _configure_logging(app.config["LOG_LEVEL"])
+    _ensure_secret_key(app)
+    request_id.init_app(app)
     cache.init_app(app)
     Database(app)
     QuartSchema(
@@ -42,6 +46,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
         app.register_blueprint(seed)
     connect_receivers(app)
     return app
+
+
+def _ensure_secret_key(app: Quart) -> None:
+    if app.config["SECRET_KEY"] is None:
+        # Flashed messages need a signed session; a key made here lasts one process.
+        app.config["SECRET_KEY"] = secrets.token_urlsafe(32)
+        logging.getLogger("quart_app").info(
+            "QUART_SECRET_KEY is not set: using a random key, so sessions (flashed "
+            "messages) do not survive a restart nor cross workers"
+        )
 
 
 def _configure_logging(level: str) -> None:

@@ -42,6 +42,22 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_RETRY_INTERVAL": 2.0,
     "DATABASE_URL": "sqlite:///quart_app.sqlite3",
     "DATABASE_POOL": {},
+    # Signals: which shipped receivers are connected, and how background ones run.
+    "RECEIVERS": {
+        "render_log": True,
+        "visits": True,
+        "error_log": True,
+        "flash_log": True,
+        "audit": True,
+        "insert_counter": True,
+        "notify": False,
+    },
+    "SIGNAL_LOG": False,
+    "SIGNALS_MAX_BACKGROUND": 100,
+    "SIGNALS_BACKGROUND_TIMEOUT": 30.0,
+    "BACKGROUND_TASK_SHUTDOWN_TIMEOUT": 5.0,
+    "NOTIFY_DELAY": 0.2,
+    "VISITS_FLUSH_INTERVAL": 1.0,
 }
 
 # Flask-Caching accepts several spellings of a backend; all of them mean one of ours.
@@ -214,6 +230,12 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "CACHE_REDIS_TIMEOUT": as_seconds,
     "CACHE_RETRY_INTERVAL": as_seconds,
     "DATABASE_URL": lambda key, value: as_url(key, value, ("mysql", "sqlite")),
+    "SIGNAL_LOG": as_bool,
+    "SIGNALS_MAX_BACKGROUND": lambda key, value: as_int(key, value, minimum=1),
+    "SIGNALS_BACKGROUND_TIMEOUT": as_seconds,
+    "BACKGROUND_TASK_SHUTDOWN_TIMEOUT": as_seconds,
+    "NOTIFY_DELAY": lambda key, value: 0.0 if value == 0 else as_seconds(key, value),
+    "VISITS_FLUSH_INTERVAL": as_seconds,
 }
 
 
@@ -228,3 +250,18 @@ def validate(config: MutableMapping[str, Any]) -> None:
             ))
     if not isinstance(config["DATABASE_POOL"], Mapping):
         raise ConfigError("DATABASE_POOL", config["DATABASE_POOL"], "a table of pool settings")
+    config["RECEIVERS"] = validate_receivers(config["RECEIVERS"])
+
+
+def validate_receivers(value: Any) -> dict[str, bool]:
+    """RECEIVERS switches shipped receivers on and off; names are case-insensitive."""
+    known = DEFAULTS["RECEIVERS"]
+    if not isinstance(value, Mapping):
+        raise ConfigError("RECEIVERS", value, "a table of receiver = true/false")
+    switches = dict(known)
+    for name, enabled in value.items():
+        key = str(name).lower()
+        if key not in known:
+            raise ConfigError(f"RECEIVERS.{name}", enabled, "one of " + ", ".join(known))
+        switches[key] = as_bool(f"RECEIVERS.{name}", enabled)
+    return switches

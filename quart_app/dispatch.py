@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from blinker import NamedSignal
+from blinker import ANY, NamedSignal
 from quart import Quart
 
 logger = logging.getLogger("quart_app.dispatch")
@@ -66,6 +66,7 @@ class SignalReceivers:
     signal: NamedSignal
     connections: list[Connection] = field(default_factory=list)
     fan_out: AsyncReceiver | None = None
+    sender: Any = None
 
 
 class AppDispatch:
@@ -99,13 +100,15 @@ def app_dispatch(app: Quart) -> AppDispatch:
 
 def receiver(
     signal: NamedSignal, app: Quart, *, dispatch_uid: str | None = None,
-    background: bool = False,
+    background: bool = False, any_sender: bool = False,
 ) -> Callable[[Receiver], Receiver]:
     """Decorator: connect a receiver to `signal` for `app` only, held strongly, at most once.
 
     `dispatch_uid` names the registration (default: the function's qualified name); a second
     one under the same name raises `DuplicateReceiver`. `background=True` runs it after the
-    response instead of before `send` returns.
+    response instead of before `send` returns. `any_sender=True` is for the two signals
+    Quart sends with the websocket message, not the app, as sender (websocket_received and
+    websocket_sent): such a receiver hears every app's messages.
     """
 
     target = real_app(app)
@@ -123,7 +126,8 @@ def receiver(
         receivers.connections.append(Connection(uid, receiver_name(function), call, background))
         if receivers.fan_out is None:
             receivers.fan_out = _make_fan_out(target, dispatch, receivers)
-            signal.connect(receivers.fan_out, sender=target, weak=False)
+            receivers.sender = ANY if any_sender else target
+            signal.connect(receivers.fan_out, sender=receivers.sender, weak=False)
         return function
 
     return connect
@@ -136,7 +140,7 @@ def disconnect_all(app: Quart) -> None:
         return
     for receivers in dispatch.by_signal.values():
         if receivers.fan_out is not None:
-            receivers.signal.disconnect(receivers.fan_out, sender=app)
+            receivers.signal.disconnect(receivers.fan_out, sender=receivers.sender)
     dispatch.by_signal.clear()
 
 

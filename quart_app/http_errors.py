@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
-import logging
+from typing import Any
 
 from quart import Quart, Response, jsonify
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from .cache import CacheUnavailable
 from .db import DuplicateId, StoreUnavailable
-
-logger = logging.getLogger("quart_app.errors")
+from .request_id import current_request_id
 
 
 def register_error_handlers(app: Quart) -> None:
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(DuplicateId, duplicate_id)
     app.register_error_handler(StoreUnavailable, store_unavailable)
-    app.register_error_handler(Exception, unexpected_error)
+    app.register_error_handler(CacheUnavailable, cache_unavailable)
+    # Not a handler for Exception: that would hide errors from got_request_exception. Quart
+    # turns an unhandled exception into InternalServerError, which lands here.
+    app.register_error_handler(InternalServerError, internal_error)
 
 
-def error_response(status: int, error: str, message: str) -> Response:
-    response = jsonify({"error": error, "message": message})
+def error_response(status: int, error: str, message: str, **extra: Any) -> Response:
+    response = jsonify({"error": error, "message": message, **extra})
     response.status_code = status
     return response
 
@@ -46,6 +49,16 @@ async def store_unavailable(error: StoreUnavailable) -> Response:
     return response
 
 
-async def unexpected_error(error: Exception) -> Response:
-    # Quart has already logged the exception and sent got_request_exception.
-    return await http_error(InternalServerError("the server hit an unexpected error"))
+async def cache_unavailable(error: CacheUnavailable) -> Response:
+    # Only with CACHE_IGNORE_ERRORS = false; by default an outage is a cache miss.
+    response = error_response(503, "cache_unavailable", str(error))
+    response.headers["Retry-After"] = "5"
+    return response
+
+
+async def internal_error(error: InternalServerError) -> Response:
+    return error_response(
+        500, "internal_server_error",
+        "the server hit an unexpected error; quote the request id when reporting it",
+        request_id=current_request_id(),
+    )

@@ -42,3 +42,9 @@ class PageQuery(BaseModel):
 
     limit: Annotated[int, Field(ge=1, le=MAX_PAGE)] = 20
     cursor: str | None = None
+
+
+class LoginForm(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    username: Name

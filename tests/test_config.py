@@ -23,7 +23,9 @@ def test_defaults() -> None:
     assert app.config["CACHE_TYPE"] == "SimpleCache"
     assert app.config["CACHE_DEFAULT_TIMEOUT"] == 300
     assert app.config["DEBUG"] is False
-    assert app.config["SECRET_KEY"] is None
+    # No key in the environment: a random one per process, never a fixed default.
+    assert len(app.config["SECRET_KEY"]) >= 32
+    assert create_app().config["SECRET_KEY"] != app.config["SECRET_KEY"]
     assert app.config["SEED_ROUTES"] is True
 
 

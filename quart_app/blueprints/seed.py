@@ -5,14 +5,16 @@ Behind `SEED_ROUTES` (on by default) so a production deploy can leave them out.
 
 from __future__ import annotations
 
-from quart import Blueprint, current_app, render_template
+from quart import Blueprint, current_app, flash, redirect, render_template, url_for
 from quart_schema import validate_querystring
 from werkzeug.exceptions import NotFound
+from werkzeug.wrappers.response import Response as WerkzeugResponse
 
 from ..cache import MISSING
 from ..extensions import cache
 from ..inserts import insert_info
-from ..schemas import InfoIn
+from ..schemas import InfoIn, LoginForm
+from ..validation import validate_body
 from .info import current_store
 
 seed = Blueprint("seed", __name__)
@@ -50,6 +52,14 @@ async def info(query_args: InfoIn) -> str:
 @seed.get("/login")
 async def login() -> str:
     return await render_template("login.html")
+
+
+@seed.post("/login")
+@validate_body(LoginForm)
+async def log_in(data: LoginForm) -> WerkzeugResponse:
+    """No real authentication: it flashes a greeting, which message_flashed receivers hear."""
+    await flash(f"Welcome, {data.username}!", "success")
+    return redirect(url_for("seed.login"))
 
 
 @seed.get("/<name>")

@@ -1,15 +1,29 @@
-"""Counters the shipped receivers keep."""
+"""Counters the shipped receivers keep: inserts, notifications, visits per route."""
 
 from __future__ import annotations
 
-from quart import Blueprint
+from typing import Any
+
+from quart import Blueprint, current_app
 
 from ..extensions import cache
 from ..receivers.counters import INSERTS_KEY
+from ..receivers.notify import SENT_KEY
 
 stats = Blueprint("stats", __name__, url_prefix="/api/stats")
 
 
 @stats.get("")
 async def read_stats() -> dict[str, int]:
-    return {"info_inserts": int(await cache.get(INSERTS_KEY, 0) or 0)}
+    inserts, sent = await cache.get_many(INSERTS_KEY, SENT_KEY)
+    return {"info_inserts": int(inserts or 0), "notifications_sent": int(sent or 0)}
+
+
+@stats.get("/visits")
+async def read_visits() -> dict[str, Any]:
+    """Visits per route; with Redis, summed over every worker (each flushes every second)."""
+    counter = current_app.extensions.get("visits")
+    if counter is None:
+        return {"enabled": False, "visits": {}}
+    rules = sorted({rule.rule for rule in current_app.url_map.iter_rules()})
+    return {"enabled": True, "visits": await counter.totals(cache.client, rules)}

@@ -1,18 +1,42 @@
 """The receivers quart_app ships, one module per concern, and the one place that connects them.
 
-Order matters for custom signals (they run in connection order): the cache is made true
-before anything else hears of an insert.
+Each is switched on or off by the `RECEIVERS` table of the settings (cache invalidation is
+not: without it cached reads would go stale). Custom signals run their receivers in the order
+connected here, so the cache is made true before anything else hears of an insert.
 """
 
 from __future__ import annotations
 
 from quart import Quart
 
-from . import audit, counters, invalidation, render_log
+from . import (
+    audit,
+    counters,
+    error_log,
+    flash_log,
+    invalidation,
+    notify,
+    render_log,
+    signal_log,
+    visits,
+)
+
+SWITCHABLE = {
+    "render_log": render_log.connect,
+    "visits": visits.connect,
+    "error_log": error_log.connect,
+    "flash_log": flash_log.connect,
+    "audit": audit.connect,
+    "insert_counter": counters.connect,
+    "notify": notify.connect,
+}
 
 
 def connect_receivers(app: Quart) -> None:
-    render_log.connect(app)
     invalidation.connect(app)
-    audit.connect(app)
-    counters.connect(app)
+    switches = app.config["RECEIVERS"]
+    for name, connect in SWITCHABLE.items():
+        if switches[name]:
+            connect(app)
+    if app.config["SIGNAL_LOG"]:
+        signal_log.connect(app)

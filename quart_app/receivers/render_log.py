@@ -1,4 +1,4 @@
-"""The tutorial's render log: a before_render_template receiver that logs index.html renders."""
+"""The tutorial's render log: index.html before it renders, login.html once it has rendered."""
 
 from __future__ import annotations
 
@@ -7,20 +7,24 @@ from typing import Any
 
 from jinja2 import Template
 from quart import Quart
-from quart.signals import before_render_template
+from quart.signals import before_render_template, template_rendered
+
+from ..dispatch import receiver
 
 logger = logging.getLogger("quart_app.render")
 
-LOGGED_TEMPLATE = "index.html"
-
-
-async def log_index_render(
-    sender: Quart, template: Template, context: dict[str, Any], **extra: Any
-) -> None:
-    if template.name == LOGGED_TEMPLATE:
-        logger.info("rendering %s for name=%r", template.name, context.get("name"))
-
 
 def connect(app: Quart) -> None:
-    # Connected to this app only: another app in the same process renders unobserved.
-    before_render_template.connect(log_index_render, sender=app)
+    @receiver(before_render_template, app, dispatch_uid="render_log.before_render_template")
+    async def log_index_render(
+        sender: Quart, template: Template, context: dict[str, Any], **extra: Any
+    ) -> None:
+        if template.name == "index.html":
+            logger.info("rendering index.html for name=%r", context.get("name"))
+
+    @receiver(template_rendered, app, dispatch_uid="render_log.template_rendered")
+    async def log_login_render(
+        sender: Quart, template: Template, context: dict[str, Any], **extra: Any
+    ) -> None:
+        if template.name == "login.html":
+            logger.info("rendered login.html")

@@ -70,10 +70,9 @@ async def test_index_render_is_logged_once_per_render(
         await client.get("/alice")
         assert render_logs(caplog) == ["rendering index.html for name='alice'"]
         await client.get("/login")
-        assert len(render_logs(caplog)) == 1
+        assert render_logs(caplog)[1:] == ["rendered login.html"]
         await other.test_client().get("/bob")
-        assert render_logs(caplog)[-1] == "rendering index.html for name='bob'"
-        assert len(render_logs(caplog)) == 2
+        assert render_logs(caplog)[2:] == ["rendering index.html for name='bob'"]
 
 
 async def test_seed_routes_can_be_switched_off(app_config: dict[str, Any]) -> None:
