@@ -168,7 +168,10 @@ class MySQLPool:
             except BaseException:
                 self._give_slot()
                 raise
-            self._idle.append(conn)
+            if self._closed:
+                self._discard(conn)
+            else:
+                self._idle.append(conn)
             self._give_slot()
 
     def discard_idle(self) -> None:

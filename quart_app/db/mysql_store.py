@@ -84,6 +84,9 @@ class MySQLStore(InfoStore):
             await self._pool.fill(self._settings.mincached)
         except StoreUnavailable:
             pass  # the pool logged the one warning; the first request connects again
+        except BaseException:
+            await self.close()
+            raise
 
     async def close(self) -> None:
         await self._pool.close()
@@ -106,7 +109,10 @@ class MySQLStore(InfoStore):
             self._schema_ready = True
 
     async def ping(self) -> None:
-        await self._run(_select_one)
+        try:
+            await self._run(_select_one)
+        except pymysql.err.MySQLError as exc:
+            raise StoreUnavailable(f"the database did not answer a ping: {exc}") from exc
 
     async def insert(self, id: int | None, name: str, money: Decimal) -> InfoRow:
         money = check_new_row(id, name, money)
@@ -119,9 +125,11 @@ class MySQLStore(InfoStore):
             if error_code(exc) in _RETRYABLE:
                 raise StoreUnavailable(f"database busy: {exc}", retry_after=1) from exc
             raise _store_error(exc) from exc
+        except _CommitOutcomeUnknown:
+            raise
         except StoreUnavailable as exc:
-            if attempt.committing and "COMMIT" not in str(exc):
-                raise StoreUnavailable(
+            if attempt.committing:
+                raise _CommitOutcomeUnknown(
                     f"{exc} while committing: the row may or may not be stored",
                     retry_after=exc.retry_after,
                 ) from exc
@@ -208,6 +216,10 @@ class MySQLStore(InfoStore):
         raise AssertionError("unreachable")
 
 
+class _CommitOutcomeUnknown(StoreUnavailable):
+    """COMMIT was sent but no answer came back: the row may or may not be stored."""
+
+
 class _Insert:
     """One insert, retried on the same connection when it is a deadlock victim."""
 
@@ -245,7 +257,7 @@ class _Insert:
             if is_server_error(exc):
                 raise
             # Not retried: the server may have committed before the connection broke.
-            raise StoreUnavailable(
+            raise _CommitOutcomeUnknown(
                 f"lost the database connection during COMMIT ({exc}): "
                 "the row may or may not be stored"
             ) from exc

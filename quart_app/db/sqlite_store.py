@@ -71,6 +71,9 @@ class SQLiteStore(InfoStore):
             await self._connection()
         except StoreUnavailable:
             pass  # logged once by _connection; the first request tries again
+        except BaseException:
+            await self.close()
+            raise
 
     async def close(self) -> None:
         self._closed = True

@@ -35,10 +35,11 @@ class InfoStore(ABC):
 
     @abstractmethod
     async def open(self) -> None:
-        """Connect and create the schema if missing.
+        """Connect, create the schema if missing and open `mincached` connections.
 
         Never raises because the database is unreachable: it logs one warning and the store
-        connects on first use instead.
+        connects on first use instead. Other failures (a table of the wrong shape) raise
+        `StoreError` with nothing left open.
         """
 
     @abstractmethod
