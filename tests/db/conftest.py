@@ -6,7 +6,7 @@ fixtures drop it, and the store under test creates it again).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,7 @@ async def query(conn: Any, sql: str, args: Any = None) -> list[tuple[Any, ...]]:
 
 @pytest.fixture(params=["sqlite", "mysql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh SQLite file, then the shared MariaDB with an empty table."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'info.sqlite3'}"
     url: str = request.getfixturevalue("mysql_url")
@@ -95,9 +96,3 @@ async def make_pool(mysql_url: str) -> AsyncIterator[Callable[..., MySQLPool]]:
     yield make
     for pool in pools:
         await pool.close()
-
-
-@pytest.fixture
-def mysql_settings() -> Iterator[dict[str, Any]]:
-    """Fast-failing pool settings for outage tests."""
-    yield {"connect_timeout": 1, "acquire_timeout": 1, "query_timeout": 5, "mincached": 1}
