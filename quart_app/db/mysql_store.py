@@ -264,17 +264,27 @@ class _Insert:
         return int(new_id)
 
 
+_SCHEMA_LOCK = "quart_app.schema"
+_SCHEMA_LOCK_SECONDS = 30
+
+
 async def _create_schema(raw: Any) -> None:
     server = raw.get_server_info()
     if "MariaDB" not in server:
         raise StoreError(f"the MySQL store needs MariaDB 10.3 or later (sequences), not {server}")
     async with raw.cursor() as cur:
-        # "Already exists" notes would come back as Python warnings on every start.
-        await cur.execute("SET SESSION sql_notes = 0")
-        for statement in schema_statements("schema_mysql.sql"):
-            await cur.execute(statement)
-        await cur.execute("SET SESSION sql_notes = 1")
-        await cur.execute(_CHECK_COLUMNS)
+        # Workers start together: two concurrent CREATE ... IF NOT EXISTS can see the
+        # sequence but not yet the table, so they take turns under a server-wide lock.
+        await cur.execute("SELECT GET_LOCK(%s, %s)", (_SCHEMA_LOCK, _SCHEMA_LOCK_SECONDS))
+        try:
+            # "Already exists" notes would come back as Python warnings on every start.
+            await cur.execute("SET SESSION sql_notes = 0")
+            for statement in schema_statements("schema_mysql.sql"):
+                await cur.execute(statement)
+            await cur.execute("SET SESSION sql_notes = 1")
+            await cur.execute(_CHECK_COLUMNS)
+        finally:
+            await cur.execute("SELECT RELEASE_LOCK(%s)", (_SCHEMA_LOCK,))
 
 
 async def _select_one(raw: Any) -> None:
