@@ -9,6 +9,7 @@ requests finish within `graceful_timeout`, run the app's `after_serving` and exi
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tomllib
 from typing import Any
@@ -70,6 +71,8 @@ def build_config(args: argparse.Namespace) -> Config:
         raise ConfigError("hypercorn.workers", workers, "a whole number >= 1")
     config = Config.from_mapping(settings)
     config.application_path = args.app
+    # Spawned workers inherit the environment: each app learns how many siblings it has.
+    os.environ["QUART_WORKERS"] = str(workers)
     # hypercorn's runner serves in this process when workers is 0, and spawns N otherwise.
     config.workers = 0 if workers == 1 else workers
     return config

@@ -15,6 +15,7 @@ from .blueprints.health import health
 from .blueprints.info import info_api
 from .blueprints.seed import seed
 from .blueprints.stats import stats
+from .bus import SignalBus
 from .config import load_config
 from .db import Database
 from .extensions import cache
@@ -43,7 +44,19 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     if app.config["SEED_ROUTES"]:
         app.register_blueprint(seed)
     connect_receivers(app)
+    _add_signal_bus(app)
     return app
+
+
+def _add_signal_bus(app: Quart) -> None:
+    if app.config["SIGNALS_BUS_URL"]:
+        SignalBus(app)
+    elif app.config["WORKERS"] > 1 and app.config["CACHE_TYPE"] == "SimpleCache":
+        logging.getLogger("quart_app").warning(
+            "%d workers share no cache: with CACHE_TYPE = SimpleCache and no "
+            "SIGNALS_BUS_URL, an insert invalidates only the cache of the worker that "
+            "handled it; use RedisCache or set SIGNALS_BUS_URL", app.config["WORKERS"],
+        )
 
 
 def _add_schema(app: Quart) -> None:

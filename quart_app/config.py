@@ -58,6 +58,10 @@ DEFAULTS: dict[str, Any] = {
     "BACKGROUND_TASK_SHUTDOWN_TIMEOUT": 5.0,
     "NOTIFY_DELAY": 0.2,
     "VISITS_FLUSH_INTERVAL": 1.0,
+    # More than one process: the Redis signal bus, and how many workers run.py started.
+    "SIGNALS_BUS_URL": None,
+    "SIGNALS_BUS_CHANNEL": "quart_app:signals",
+    "WORKERS": 1,
 }
 
 # Flask-Caching accepts several spellings of a backend; all of them mean one of ours.
@@ -78,7 +82,7 @@ _ENV_KEYS_NOT_SETTINGS = ("APP_SETTINGS", "APP")
 
 # Settings that may hold credentials, so they must come from the environment.
 _SECRET_KEYS = ("SECRET_KEY",)
-_URL_KEYS = ("DATABASE_URL", "CACHE_REDIS_URL")
+_URL_KEYS = ("DATABASE_URL", "CACHE_REDIS_URL", "SIGNALS_BUS_URL")
 
 
 def load_config(config: Config, overrides: Mapping[str, Any] | None = None) -> None:
@@ -236,6 +240,11 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "BACKGROUND_TASK_SHUTDOWN_TIMEOUT": as_seconds,
     "NOTIFY_DELAY": lambda key, value: 0.0 if value == 0 else as_seconds(key, value),
     "VISITS_FLUSH_INTERVAL": as_seconds,
+    "SIGNALS_BUS_URL": lambda key, value: (
+        None if value in (None, "") else as_url(key, value, ("redis", "rediss", "unix"))
+    ),
+    "SIGNALS_BUS_CHANNEL": as_prefix,
+    "WORKERS": lambda key, value: as_int(key, value, minimum=1),
 }
 
 

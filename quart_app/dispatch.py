@@ -151,7 +151,20 @@ def connected_names(signal: NamedSignal, app: Quart) -> list[str]:
 
 
 async def send(signal: NamedSignal, app: Quart, **kwargs: Any) -> None:
-    """Run `app`'s receivers for `signal`: inline ones awaited in order, background ones queued."""
+    """Run `app`'s receivers for `signal`: inline ones awaited in order, background ones queued.
+
+    A broadcast signal (`quart_app.signals.BROADCAST`) then goes on the signal bus, when the
+    app has one, to every other process's receivers.
+    """
+    sender = real_app(app)
+    await send_local(signal, sender, **kwargs)
+    bus = sender.extensions.get("signal_bus")
+    if bus is not None:
+        await bus.publish(signal, kwargs)
+
+
+async def send_local(signal: NamedSignal, app: Quart, **kwargs: Any) -> None:
+    """`send` without the bus: how the bus itself delivers a message from another process."""
     sender = real_app(app)
     try:
         await signal.send_async(

@@ -7,7 +7,14 @@ the order it was connected and keeps one receiver's failure from the others and 
 
 from __future__ import annotations
 
-from blinker import Namespace
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from blinker import NamedSignal, Namespace
+
+from .db import InfoRow
 
 _signals = Namespace()
 
@@ -22,3 +29,26 @@ info_inserted = _signals.signal("info-inserted")
 #: Sent by `quart_app.inserts.insert_info` when the INSERT did not commit, with ``id``,
 #: ``name``, ``money`` and ``error`` (the exception; nothing was stored).
 info_insert_failed = _signals.signal("info-insert-failed")
+
+
+@dataclass(frozen=True, slots=True)
+class Broadcast:
+    """How a signal's keyword arguments cross a process boundary as JSON."""
+
+    encode: Callable[[dict[str, Any]], dict[str, Any]]
+    decode: Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _encode_row(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {"row": kwargs["row"].to_json()}
+
+
+def _decode_row(data: dict[str, Any]) -> dict[str, Any]:
+    row = data["row"]
+    return {"row": InfoRow(int(row["id"]), str(row["name"]), Decimal(str(row["money"])))}
+
+
+#: Signals that, with SIGNALS_BUS_URL set, also reach every other process (quart_app.bus).
+BROADCAST: dict[NamedSignal, Broadcast] = {
+    info_inserted: Broadcast(_encode_row, _decode_row),
+}

@@ -1,0 +1,173 @@
+"""The Redis signal bus: broadcast signals reach the other processes' receivers, once.
+
+Two apps in one test process stand for two processes: each has its own bus origin, its own
+memory cache and its own receivers; they share the Redis server and the database file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as redis
+from quart import Quart
+
+from quart_app import create_app
+from quart_app.dispatch import receiver
+from quart_app.signals import info_inserted
+
+from .throwaway_redis import ThrowawayRedis
+
+
+async def wait_until(condition: Any, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+def make_app(tmp_path: Path, bus_url: str, channel: str, name: str) -> Quart:
+    return create_app({
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'shared.sqlite3'}",
+        "CACHE_KEY_PREFIX": f"{name}:",
+        "SIGNALS_BUS_URL": bus_url,
+        "SIGNALS_BUS_CHANNEL": channel,
+    })
+
+
+@pytest.fixture
+def channel() -> str:
+    return f"test-bus-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def two_apps(
+    tmp_path: Path, redis_url: str, channel: str
+) -> AsyncIterator[tuple[Quart, Quart]]:
+    first = make_app(tmp_path, redis_url, channel, "first")
+    second = make_app(tmp_path, redis_url, channel, "second")
+    async with first.test_app(), second.test_app():
+        await wait_until(lambda: first.extensions["signal_bus"].connected
+                         and second.extensions["signal_bus"].connected)
+        yield first, second
+
+
+async def test_an_insert_reaches_every_process_once_and_never_echoes(
+    two_apps: tuple[Quart, Quart]
+) -> None:
+    first, second = two_apps
+    heard: list[tuple[str, int]] = []
+    for name, app in (("first", first), ("second", second)):
+        @receiver(info_inserted, app, dispatch_uid=f"test.{name}")
+        async def record(sender: Quart, row: Any, name: str = name, **extra: Any) -> None:
+            heard.append((name, row.id))
+
+    response = await first.test_client().post("/api/info",
+                                              json={"id": 7, "name": "bus", "money": "1.25"})
+    assert response.status_code == 201
+    await wait_until(lambda: ("second", 7) in heard)
+    await asyncio.sleep(0.2)  # room for a duplicate or an echo to show up
+    assert sorted(heard) == [("first", 7), ("second", 7)]
+    assert first.extensions["signal_bus"].published == 1
+    assert first.extensions["signal_bus"].delivered == 0
+
+
+async def test_remote_inserts_invalidate_each_process_memory_cache(
+    two_apps: tuple[Quart, Quart]
+) -> None:
+    first, second = two_apps
+    reader = second.test_client()
+    assert (await (await reader.get("/api/info")).get_json())["items"] == []  # now cached
+    await first.test_client().post("/api/info", json={"id": 1, "name": "x", "money": 1})
+
+    async def second_sees_it() -> bool:
+        page = await (await reader.get("/api/info")).get_json()
+        return [row["id"] for row in page["items"]] == [1]
+
+    async with asyncio.timeout(5):
+        while not await second_sees_it():
+            await asyncio.sleep(0.02)
+
+
+async def test_malformed_messages_are_dropped_and_the_subscriber_survives(
+    two_apps: tuple[Quart, Quart], redis_url: str, channel: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    first, second = two_apps
+    heard: list[int] = []
+
+    @receiver(info_inserted, second, dispatch_uid="test.heard")
+    async def record(sender: Quart, row: Any, **extra: Any) -> None:
+        heard.append(row.id)
+
+    raw = redis.Redis.from_url(redis_url)
+    bad = [b"not json", b"[1, 2]", json.dumps({"v": 99, "origin": "x"}).encode(),
+           json.dumps({"v": 1, "origin": "x", "signal": "no-such-signal", "kwargs": {}}).encode(),
+           json.dumps({"v": 1, "origin": "x", "signal": "info-inserted",
+                       "kwargs": {"row": {"id": 1, "name": "n", "money": "lots"}}}).encode(),
+           json.dumps({"v": 1, "origin": "x", "signal": "info-inserted", "kwargs": {}}).encode()]
+    try:
+        for message in bad:
+            await raw.publish(channel, message)
+        good = {"v": 1, "origin": "elsewhere", "signal": "info-inserted",
+                "kwargs": {"row": {"id": 42, "name": "ok", "money": "1.00"}}}
+        await raw.publish(channel, json.dumps(good))
+    finally:
+        await raw.aclose()
+    await wait_until(lambda: heard == [42])
+    assert second.extensions["signal_bus"].dropped == len(bad)
+    assert sum("dropped a malformed message" in r.getMessage() for r in caplog.records) >= len(bad)
+
+
+async def test_the_subscriber_reconnects_after_a_redis_restart(
+    throwaway_redis: ThrowawayRedis, tmp_path: Path, channel: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="quart_app.bus")
+    first = make_app(tmp_path, throwaway_redis.url, channel, "first")
+    second = make_app(tmp_path, throwaway_redis.url, channel, "second")
+    reconnects: list[str] = []
+    heard: list[int] = []
+    async with first.test_app(), second.test_app():
+        bus = second.extensions["signal_bus"]
+
+        async def note() -> None:
+            reconnects.append("again")
+
+        bus.on_reconnect(note)
+
+        @receiver(info_inserted, second, dispatch_uid="test.heard")
+        async def record(sender: Quart, row: Any, **extra: Any) -> None:
+            heard.append(row.id)
+
+        await wait_until(lambda: bus.connected and first.extensions["signal_bus"].connected)
+        throwaway_redis.kill()
+        await wait_until(lambda: not bus.connected)
+        # An insert while the bus is down still succeeds where it is made.
+        client = first.test_client()
+        assert (await client.post("/api/info", json={"id": 1, "name": "a",
+                                                     "money": 1})).status_code == 201
+        throwaway_redis.start()
+        await wait_until(lambda: bus.connected and first.extensions["signal_bus"].connected,
+                         timeout=10)
+        assert reconnects == ["again"]
+        assert (await client.post("/api/info", json={"id": 2, "name": "b",
+                                                     "money": 1})).status_code == 201
+        await wait_until(lambda: heard == [2])
+
+
+def test_many_workers_with_a_memory_cache_and_no_bus_warn(
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    create_app({"WORKERS": 2})
+    assert any("invalidates only the cache of the worker" in r.getMessage()
+               for r in caplog.records)
+    caplog.clear()
+    create_app({"WORKERS": 2, "CACHE_TYPE": "RedisCache"})
+    create_app({"WORKERS": 2, "SIGNALS_BUS_URL": "redis://127.0.0.1:6379/0"})
+    assert not any("invalidates only" in r.getMessage() for r in caplog.records)
