@@ -7,9 +7,10 @@ Messages are JSON with a version number; anything malformed, of another version 
 unknown signal is logged and dropped.
 
 Pub/sub delivers at most once: a process that is disconnected misses messages. So while the
-subscription is down the bus reports itself unhealthy, and every callback registered with
-`on_reconnect` runs once it is back (the memory cache clears itself then, since an
-invalidation may have been missed).
+subscription is down the bus reports itself unhealthy and runs the `on_disconnect`
+callbacks, and once it is subscribed (again) the `on_reconnect` ones: a memory cache, whose
+invalidations from other processes come over the bus, is suspended while the bus is down and
+cleared before it serves again.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import redis.asyncio as redis
 from blinker import NamedSignal
 from quart import Quart
 
+from .cache import Cache, CacheClient
 from .dispatch import send_local
 from .signals import BROADCAST
 
@@ -35,6 +37,13 @@ VERSION = 1
 EXTENSION_KEY = "signal_bus"
 _OUTAGE = (redis.ConnectionError, redis.TimeoutError, OSError, TimeoutError)
 _SIGNALS_BY_NAME = {signal.name: signal for signal in BROADCAST}
+
+
+def guard_local_cache(bus: SignalBus, client: CacheClient) -> None:
+    """Keep a per-process cache from serving while invalidations could be missed."""
+    client.suspend()  # until the first subscription: a remote insert could land before it
+    bus.on_disconnect(client.suspend)
+    bus.on_reconnect(client.resume)
 
 
 class SignalBus:
@@ -49,13 +58,18 @@ class SignalBus:
         self._app = app
         self._client: redis.Redis | None = None
         self._reconnect_callbacks: list[Callable[[], Awaitable[None]]] = []
+        self._disconnect_callbacks: list[Callable[[], None]] = []
         self._publish_failing = False
         app.extensions[EXTENSION_KEY] = self
         app.while_serving(self._serve)
 
     def on_reconnect(self, callback: Callable[[], Awaitable[None]]) -> None:
-        """Run `callback` each time the subscription comes back after being down."""
+        """Run `callback` each time the subscription is made: at start, and after an outage."""
         self._reconnect_callbacks.append(callback)
+
+    def on_disconnect(self, callback: Callable[[], None]) -> None:
+        """Run `callback` each time the subscription is lost."""
+        self._disconnect_callbacks.append(callback)
 
     def stats(self) -> dict[str, Any]:
         return {"connected": self.connected, "channel": self.channel,
@@ -80,6 +94,8 @@ class SignalBus:
         self.published += 1
 
     async def _serve(self) -> AsyncGenerator[None, None]:
+        if self._app.config["CACHE_TYPE"] == "SimpleCache":
+            guard_local_cache(self, Cache.client_for(self._app))
         self._client = redis.Redis.from_url(self.url, socket_connect_timeout=2,
                                             socket_timeout=5, health_check_interval=5)
         subscriber = asyncio.get_running_loop().create_task(self._subscribe_forever())
@@ -98,11 +114,11 @@ class SignalBus:
             pubsub = self._client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
-                self.connected = True
-                delay = 0.1
                 if was_connected:
                     logger.warning("signal bus: subscribed again to %s", self.channel)
-                    await self._run_reconnect_callbacks()
+                await self._run_reconnect_callbacks()
+                self.connected = True
+                delay = 0.1
                 was_connected = True
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
@@ -111,6 +127,8 @@ class SignalBus:
             except _OUTAGE as error:
                 if self.connected:
                     logger.warning("signal bus: subscription lost (%s); retrying", error)
+                    for disconnected in self._disconnect_callbacks:
+                        disconnected()
                 self.connected = False
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)

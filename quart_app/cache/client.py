@@ -95,6 +95,7 @@ class CacheClient:
         self._down_since: float | None = None
         self._retry_at = 0.0
         self._invalidations_lost = False
+        self._suspended = False
 
     # --- Flask-Caching's API ------------------------------------------------------------
 
@@ -189,6 +190,23 @@ class CacheClient:
             raise CacheUnavailable(f"redis unreachable: {error}") from None
         self._note_recovery()
 
+    def suspend(self) -> None:
+        """Serve nothing from the cache (reads miss, writes are dropped) until `resume`.
+
+        For a per-process cache whose invalidations arrive over the signal bus: while the
+        bus is down an invalidation may be missed, so nothing cached may be trusted.
+        """
+        self._suspended = True
+
+    async def resume(self) -> None:
+        """Forget everything under the prefix (it may be stale), then serve again."""
+        await self.backend._clear(self._prefix)
+        self._suspended = False
+
+    @property
+    def is_suspended(self) -> bool:
+        return self._suspended
+
     async def close(self) -> None:
         try:
             await self.backend.close()
@@ -218,6 +236,8 @@ class CacheClient:
         `invalidates` marks deletes and counters: dropping one of those can leave a stale
         entry behind, so the first call after the outage clears the whole prefix.
         """
+        if self._suspended:
+            return fallback
         if not self._outage_errors:
             return await operation(*args, **kwargs)
         if self._down_since is not None and time.monotonic() < self._retry_at:
