@@ -1,0 +1,95 @@
+"""Past one process: run.py instances sharing Redis and MariaDB stay correct together."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from .blueprints.test_info import reset_mysql_table
+from .server_process import ServerProcess
+from .services import MYSQL_URL, REDIS_URL, require_service
+from .throwaway_redis import ThrowawayRedis
+
+
+def wait_for(condition: object, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def shared_env(tmp_path: Path, cache_url: str, bus_url: str, cache_type: str) -> dict[str, str]:
+    mysql = require_service("MariaDB", MYSQL_URL)
+    reset_mysql_table(mysql)
+    return {
+        "QUART_DATABASE_URL": mysql,
+        "QUART_CACHE_TYPE": cache_type,
+        "QUART_CACHE_REDIS_URL": cache_url,
+        "QUART_CACHE_KEY_PREFIX": f"multi-{uuid.uuid4().hex[:8]}:",
+        "QUART_SIGNALS_BUS_URL": bus_url,
+        "QUART_SIGNALS_BUS_CHANNEL": f"multi-{uuid.uuid4().hex[:8]}",
+        "QUART_VISITS_FLUSH_INTERVAL": "0.2",
+    }
+
+
+def ids(base: str) -> list[int]:
+    return [row["id"] for row in httpx.get(base + "/api/info?limit=100").json()["items"]]
+
+
+def test_two_instances_read_each_others_writes_and_run_every_receiver_once(
+    tmp_path: Path,
+) -> None:
+    redis = require_service("Redis", REDIS_URL)
+    env = shared_env(tmp_path, redis, redis, "RedisCache")
+    with ServerProcess(env=env, log_dir=tmp_path) as first, \
+            ServerProcess("--workers", "2", env=env, log_dir=tmp_path) as second:
+        wait_for(lambda: httpx.get(second.base_url + "/readyz").status_code == 200)
+        assert ids(second.base_url) == []  # cached, empty
+        for info_id in range(1, 11):
+            writer, reader = (first, second) if info_id % 2 else (second, first)
+            created = httpx.post(writer.base_url + "/api/info",
+                                 json={"id": info_id, "name": "m", "money": "2.50"})
+            assert created.status_code == 201
+            assert info_id in ids(reader.base_url)  # read-your-writes across instances
+        for _ in range(30):
+            httpx.get(first.base_url + "/alice")
+            httpx.get(second.base_url + "/alice")
+        wait_for(lambda: httpx.get(first.base_url + "/api/stats/visits")
+                 .json()["visits"].get("/<name>") == 60)
+        assert first.stop() == 0 and second.stop() == 0
+        # The audit receiver ran once per insert in each of the three processes.
+        for server, processes in ((first, 1), (second, 2)):
+            lines = re.findall(r"\[(\d+)\] \[INFO\] quart_app.audit: info inserted: id=(\d+)",
+                               server.output())
+            per_process: dict[str, list[int]] = {}
+            for pid, info_id in lines:
+                per_process.setdefault(pid, []).append(int(info_id))
+            assert len(per_process) == processes
+            for seen in per_process.values():
+                assert sorted(seen) == list(range(1, 11))
+
+
+def test_a_redis_restart_loses_no_invalidation_for_memory_caches(
+    tmp_path: Path, throwaway_redis: ThrowawayRedis
+) -> None:
+    env = shared_env(tmp_path, throwaway_redis.url, throwaway_redis.url, "SimpleCache")
+    with ServerProcess(env=env, log_dir=tmp_path) as first, \
+            ServerProcess(env=env, log_dir=tmp_path) as second:
+        wait_for(lambda: ids(second.base_url) == [])  # the bus is up and the page is cached
+        assert httpx.post(first.base_url + "/api/info",
+                          json={"id": 1, "name": "a", "money": 1}).status_code == 201
+        wait_for(lambda: ids(second.base_url) == [1])  # the bus carried the invalidation
+        throwaway_redis.kill()
+        # This insert's message is lost: nobody is subscribed while Redis is down.
+        assert httpx.post(first.base_url + "/api/info",
+                          json={"id": 2, "name": "b", "money": 1}).status_code == 201
+        throwaway_redis.start()
+        # The second instance must not serve its old page once it is back on the bus.
+        wait_for(lambda: ids(second.base_url) == [2, 1])
+        assert first.stop() == 0 and second.stop() == 0
