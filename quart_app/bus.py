@@ -157,4 +157,4 @@ class SignalBus:
             logger.warning("signal bus: dropped a malformed message (%s): %.200r", error, raw)
             return
         self.delivered += 1
-        await send_local(signal, self._app, **kwargs)
+        await send_local(signal, self._app, remote=True, **kwargs)

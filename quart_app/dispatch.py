@@ -23,6 +23,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,14 @@ Receiver = Callable[..., Any]
 AsyncReceiver = Callable[..., Awaitable[Any]]
 
 _EXTENSION_KEY = "signal_dispatch"
+
+# True while the signal bus delivers a signal that was sent in another process.
+_remote_delivery: ContextVar[bool] = ContextVar("remote_delivery", default=False)
+
+
+def is_remote_delivery() -> bool:
+    """Whether the signal being handled was sent in another process (and came over the bus)."""
+    return _remote_delivery.get()
 
 
 class DuplicateReceiver(Exception):
@@ -57,6 +66,7 @@ class Connection:
     name: str
     call: AsyncReceiver
     background: bool
+    origin_only: bool
 
 
 @dataclass
@@ -100,7 +110,7 @@ def app_dispatch(app: Quart) -> AppDispatch:
 
 def receiver(
     signal: NamedSignal, app: Quart, *, dispatch_uid: str | None = None,
-    background: bool = False, any_sender: bool = False,
+    background: bool = False, any_sender: bool = False, origin_only: bool = False,
 ) -> Callable[[Receiver], Receiver]:
     """Decorator: connect a receiver to `signal` for `app` only, held strongly, at most once.
 
@@ -108,7 +118,10 @@ def receiver(
     one under the same name raises `DuplicateReceiver`. `background=True` runs it after the
     response instead of before `send` returns. `any_sender=True` is for the two signals
     Quart sends with the websocket message, not the app, as sender (websocket_received and
-    websocket_sent): such a receiver hears every app's messages.
+    websocket_sent): such a receiver hears every app's messages. `origin_only=True` keeps a
+    receiver to the process that sent the signal: with the signal bus, a broadcast signal
+    reaches every process, and a side effect that must happen once per event (an SMS, a
+    shared counter) belongs to one of them.
     """
 
     target = real_app(app)
@@ -123,7 +136,9 @@ def receiver(
             raise DuplicateReceiver(f"{uid} is already connected to {signal.name!r}")
         call = (function if inspect.iscoroutinefunction(function)
                 else target.ensure_async(function))
-        receivers.connections.append(Connection(uid, receiver_name(function), call, background))
+        receivers.connections.append(
+            Connection(uid, receiver_name(function), call, background, origin_only)
+        )
         if receivers.fan_out is None:
             receivers.fan_out = _make_fan_out(target, dispatch, receivers)
             receivers.sender = ANY if any_sender else target
@@ -163,9 +178,12 @@ async def send(signal: NamedSignal, app: Quart, **kwargs: Any) -> None:
         await bus.publish(signal, kwargs)
 
 
-async def send_local(signal: NamedSignal, app: Quart, **kwargs: Any) -> None:
-    """`send` without the bus: how the bus itself delivers a message from another process."""
+async def send_local(
+    signal: NamedSignal, app: Quart, *, remote: bool = False, **kwargs: Any
+) -> None:
+    """`send` without the bus; the bus delivers another process's signals with `remote=True`."""
     sender = real_app(app)
+    token = _remote_delivery.set(remote)
     try:
         await signal.send_async(
             sender, _sync_wrapper=sender.ensure_async, **kwargs  # type: ignore[arg-type]
@@ -174,13 +192,18 @@ async def send_local(signal: NamedSignal, app: Quart, **kwargs: Any) -> None:
         # Only a receiver connected straight through blinker can get here.
         logger.exception("a receiver connected outside quart_app.dispatch failed on %s",
                          signal.name)
+    finally:
+        _remote_delivery.reset(token)
 
 
 def _make_fan_out(app: Quart, dispatch: AppDispatch, receivers: SignalReceivers) -> AsyncReceiver:
     signal_name = receivers.signal.name
 
     async def fan_out(sender: Any, **kwargs: Any) -> None:
+        remote = _remote_delivery.get()
         for connection in list(receivers.connections):
+            if remote and connection.origin_only:
+                continue
             if connection.background:
                 app.add_background_task(_run_in_background, dispatch, connection, signal_name,
                                         sender, kwargs)

@@ -192,3 +192,25 @@ async def test_a_memory_cache_serves_nothing_while_the_bus_is_down(
         assert await cache_client.get("page") is None  # cleared before serving again
         await cache_client.set("page", "fresh")
         assert await cache_client.get("page") == "fresh"
+
+
+async def test_origin_only_receivers_run_once_per_insert_across_processes(
+    two_apps: tuple[Quart, Quart], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="quart_app.audit")
+    first, second = two_apps
+    heard: list[str] = []
+    for name, app in (("first", first), ("second", second)):
+        @receiver(info_inserted, app, dispatch_uid=f"test.once.{name}", origin_only=True)
+        async def once(sender: Quart, name: str = name, **extra: Any) -> None:
+            heard.append(name)
+
+    await first.test_client().post("/api/info", json={"id": 3, "name": "o", "money": 1})
+    await wait_until(lambda: sum("id=3" in r.getMessage() for r in caplog.records) == 2)
+    audit = sorted(r.getMessage() for r in caplog.records if r.name == "quart_app.audit")
+    assert audit == ["info inserted: id=3 name='o' money=1.00",
+                     "info inserted: id=3 name='o' money=1.00 (in another process)"]
+    assert heard == ["first"]
+    # The shipped insert counter is origin-only too: one insert, counted once.
+    stats = await (await first.test_client().get("/api/stats")).get_json()
+    assert stats["info_inserts"] == 1

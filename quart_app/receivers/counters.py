@@ -15,6 +15,7 @@ INSERTS_KEY = "stats:info_inserts"
 
 
 def connect(app: Quart) -> None:
-    @receiver(info_inserted, app, dispatch_uid="counters.info_inserted")
+    # Counted where the insert was made: with Redis the counter is shared by every process.
+    @receiver(info_inserted, app, dispatch_uid="counters.info_inserted", origin_only=True)
     async def count_insert(sender: Quart, row: InfoRow, **extra: Any) -> None:
         await cache.client_for(sender).inc(INSERTS_KEY)

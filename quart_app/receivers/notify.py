@@ -26,7 +26,9 @@ SENT_KEY = "stats:notifications_sent"
 def connect(app: Quart) -> None:
     delay = app.config["NOTIFY_DELAY"]
 
-    @receiver(info_inserted, app, dispatch_uid="notify.info_inserted", background=True)
+    # One SMS per insert: with the signal bus, only the process that made the insert sends it.
+    @receiver(info_inserted, app, dispatch_uid="notify.info_inserted", background=True,
+              origin_only=True)
     async def send_notification(sender: Quart, row: InfoRow, **extra: Any) -> None:
         await asyncio.sleep(delay)
         logger.info("notification sent (simulated SMS): info id=%d name=%r", row.id, row.name)
