@@ -40,6 +40,9 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_REDIS_POOL_SIZE": 32,
     "CACHE_REDIS_TIMEOUT": 1.0,
     "CACHE_RETRY_INTERVAL": 2.0,
+    # A request's Cache-Control: no-cache makes cached views recompute (off: any client
+    # could make every request run the view).
+    "CACHE_HONOR_NO_CACHE": False,
     "DATABASE_URL": "sqlite:///quart_app.sqlite3",
     "DATABASE_POOL": {},
     # Signals: which shipped receivers are connected, and how background ones run.
@@ -233,6 +236,7 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "CACHE_REDIS_POOL_SIZE": lambda key, value: as_int(key, value, minimum=1),
     "CACHE_REDIS_TIMEOUT": as_seconds,
     "CACHE_RETRY_INTERVAL": as_seconds,
+    "CACHE_HONOR_NO_CACHE": as_bool,
     "DATABASE_URL": lambda key, value: as_url(key, value, ("mysql", "sqlite")),
     "SIGNAL_LOG": as_bool,
     "SIGNALS_MAX_BACKGROUND": lambda key, value: as_int(key, value, minimum=1),

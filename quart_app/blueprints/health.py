@@ -34,7 +34,9 @@ async def readyz() -> tuple[dict[str, Any], int, dict[str, str]]:
 
 
 async def _cache_check() -> dict[str, Any]:
-    check: dict[str, Any] = {"backend": current_app.config["CACHE_TYPE"]}
+    # Per cached view and memoized function: hit, miss, stale, error, bypass (this process).
+    check: dict[str, Any] = {"backend": current_app.config["CACHE_TYPE"],
+                             "views": cache.view_stats()}
     try:
         await cache.client.ping()
     except CacheUnavailable as error:

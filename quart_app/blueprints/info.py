@@ -1,16 +1,20 @@
-"""The info API: insert a row, read one, list them newest first (cached, kept true on insert)."""
+"""The info API: insert a row, read one, list them newest first.
+
+The reads are cached views (`cache.cached`); an insert invalidates what it makes stale
+(`forget_cached_reads`, called by the invalidation receiver before the insert is answered).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from quart import Blueprint, current_app, url_for
+from quart import Blueprint, Quart, current_app, url_for
 from quart_schema import validate_querystring, validate_response
 from werkzeug.exceptions import NotFound
 
+from ..cache.views import delete_cached
 from ..db import InfoStore
 from ..extensions import cache
-from ..info_cache import cached_page, cached_row
 from ..inserts import insert_info
 from ..schemas import InfoIn, InfoOut, InfoPage, PageQuery
 from ..validation import invalid_field, validate_body
@@ -34,21 +38,37 @@ async def create_info(data: InfoIn) -> tuple[dict[str, Any], int, dict[str, str]
 
 
 @info_api.get("")
+@cache.cached()
 @validate_querystring(PageQuery)
 @validate_response(InfoPage)
 async def list_info(query_args: PageQuery) -> dict[str, Any]:
     """Rows newest first; `next_cursor` fetches the next, older page."""
     try:
-        return await cached_page(cache.client, current_store(), query_args.limit,
-                                 query_args.cursor)
+        rows, next_cursor = await current_store().list_page(query_args.limit, query_args.cursor)
     except ValueError:
         raise invalid_field("cursor", "not a cursor this API returned") from None
+    return {"items": [row.to_json() for row in rows], "next_cursor": next_cursor}
 
 
 @info_api.get("/<int:info_id>")
+@cache.cached()
 @validate_response(InfoOut)
 async def read_info(info_id: int) -> dict[str, Any]:
-    row = await cached_row(cache.client, current_store(), info_id)
+    """One row; its 404 is cached too, until the row is inserted."""
+    row = await current_store().get(info_id)
     if row is None:
         raise NotFound(f"no info row with id {info_id}")
-    return row
+    return row.to_json()
+
+
+async def forget_cached_reads(app: Quart, row_id: int) -> None:
+    """What a new row makes stale: every page of the list, and the row's own URL (a 404).
+
+    Invalidation by generation (`quart_app.cache.generations`): a page computed before the
+    insert committed and stored after this call is never served.
+    """
+    client = cache.client_for(app)
+    # Built from the URL map, not url_for: receivers also run outside requests (the bus).
+    row_path = app.url_map.bind("").build("info_api.read_info", {"info_id": row_id})
+    await delete_cached(client, list_info)
+    await delete_cached(client, read_info, path=row_path)

@@ -12,6 +12,8 @@ from ..receivers.notify import SENT_KEY
 
 stats = Blueprint("stats", __name__, url_prefix="/api/stats")
 
+VISITS_CACHE_SECONDS = 1
+
 
 @stats.get("")
 async def read_stats() -> dict[str, int]:
@@ -19,9 +21,19 @@ async def read_stats() -> dict[str, int]:
     return {"info_inserts": int(inserts or 0), "notifications_sent": int(sent or 0)}
 
 
+def _unflushed_visits() -> bool:
+    counter = current_app.extensions.get("visits")
+    return counter is not None and bool(counter.pending)
+
+
 @stats.get("/visits")
+@cache.cached(timeout=VISITS_CACHE_SECONDS, forced_update=_unflushed_visits)
 async def read_visits() -> dict[str, Any]:
-    """Visits per route; with Redis, summed over every worker (each flushes every second)."""
+    """Visits per route; with Redis, summed over every worker (each flushes every second).
+
+    Cached for a second, as fresh as the other workers' totals are anyway; a worker that
+    counted visits it has not flushed yet recomputes, so it always sees its own.
+    """
     counter = current_app.extensions.get("visits")
     if counter is None:
         return {"enabled": False, "visits": {}}

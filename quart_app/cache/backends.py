@@ -130,6 +130,12 @@ class BoundedMemoryBackend(BaseCache):  # type: ignore[misc]
     async def _delete(self, key: str, _conn: Any = None) -> int:
         return 0 if self._entries.pop(key, None) is None else 1
 
+    async def _delete_if_equal(self, key: str, value: str) -> int:
+        if self._live(key) != value:
+            return 0
+        del self._entries[key]
+        return 1
+
     async def _clear(self, namespace: str | None = None, _conn: Any = None) -> bool:
         if not namespace:
             raise ValueError("refusing to clear without a key prefix")
@@ -181,11 +187,21 @@ class NullBackend(BaseCache):  # type: ignore[misc]
     async def _delete(self, key: str, _conn: Any = None) -> int:
         return 0
 
+    async def _delete_if_equal(self, key: str, value: str) -> int:
+        return 0
+
     async def _clear(self, namespace: str | None = None, _conn: Any = None) -> bool:
         return True
 
     async def _close(self, *args: Any, **kwargs: Any) -> None:
         return None
+
+
+# Compare and delete in one step: between a GET and a DEL the key could change hands.
+DELETE_IF_EQUAL_SCRIPT = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end "
+    "return 0"
+)
 
 
 def _glob_escape(text: str) -> str:
@@ -221,6 +237,9 @@ class PrefixedRedisBackend(RedisCache):  # type: ignore[misc]
         if ttl is None:
             return await self.client.set(key, value)
         return await self.client.set(key, value, px=max(1, round(ttl * 1000)))
+
+    async def _delete_if_equal(self, key: str, value: str) -> int:
+        return int(await self.client.eval(DELETE_IF_EQUAL_SCRIPT, 1, key, value))
 
     async def _clear(self, namespace: str | None = None, _conn: Any = None) -> bool:
         if not namespace:

@@ -129,6 +129,14 @@ class CacheClient:
     async def has(self, key: str) -> bool:
         return bool(await self._call(self.backend._exists, False, self._key(key)))
 
+    async def delete_if_equal(self, key: str, value: Any) -> bool:
+        """Delete `key` only while it holds `value` (a lease's owner releasing it).
+
+        Not an invalidation: when it is dropped during an outage nothing is cleared later.
+        """
+        text = self._serializer.dumps(value)
+        return bool(await self._call(self.backend._delete_if_equal, 0, self._key(key), text))
+
     async def clear(self) -> bool:
         """Remove every key under this app's prefix, and nothing else."""
         return bool(await self._call(self.backend._clear, False, self._prefix, invalidates=True))
@@ -206,6 +214,16 @@ class CacheClient:
     @property
     def is_suspended(self) -> bool:
         return self._suspended
+
+    @property
+    def is_usable(self) -> bool:
+        """False while calls fall back (an outage or its retry pause, or suspended)."""
+        return self._down_since is None and not self._suspended
+
+    @property
+    def is_shared(self) -> bool:
+        """True when other processes see the same entries (Redis)."""
+        return isinstance(self.backend, PrefixedRedisBackend)
 
     async def close(self) -> None:
         try:

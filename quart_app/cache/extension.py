@@ -3,18 +3,25 @@
 `cache = Cache()` lives at module level so views can import it; `cache.init_app(app)` gives
 each app its own `CacheClient`, opened in `before_serving` and closed in `after_serving`.
 Calls made inside an app context go to that app's client, so two apps in one process never
-share entries.
+share entries. The decorators (`cached`, `memoize`) are applied once, at import, and find
+the app serving each call the same way.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, ParamSpec
 
 from quart import Quart, current_app
+from quart.typing import ResponseTypes
 
+from . import memoize as memoizing
+from . import views
 from .client import CacheClient, CacheSettings, CacheUnavailable
+from .runtime import CacheRuntime
+
+P = ParamSpec("P")
 
 EXTENSION_KEY = "cache"
 
@@ -28,16 +35,18 @@ class Cache:
 
     def init_app(self, app: Quart) -> None:
         settings = CacheSettings.from_config(app.config)
-        holder: dict[str, CacheClient] = {}
+        holder: dict[str, Any] = {}
         app.extensions[EXTENSION_KEY] = holder
 
         @app.before_serving
         async def open_cache() -> None:
             # Connections are made on first use: an unreachable Redis must not stop start-up.
-            holder["client"] = CacheClient(settings)
+            client = holder["client"] = CacheClient(settings)
+            holder["runtime"] = CacheRuntime(client, app.config["CACHE_HONOR_NO_CACHE"])
 
         @app.after_serving
         async def close_cache() -> None:
+            holder.pop("runtime", None)
             client = holder.pop("client", None)
             if client is not None:
                 await client.close()
@@ -55,6 +64,87 @@ class Cache:
         if client is None:
             raise RuntimeError("the cache is not open: the app is not serving")
         return client  # type: ignore[no-any-return]
+
+    @staticmethod
+    def runtime_for(app: Quart) -> CacheRuntime:
+        """What `app`'s decorated views and functions use: client, flights, stats."""
+        runtime = app.extensions[EXTENSION_KEY].get("runtime")
+        if runtime is None:
+            raise RuntimeError("the cache is not open: the app is not serving")
+        return runtime  # type: ignore[no-any-return]
+
+    def _current_runtime(self) -> CacheRuntime:
+        return self.runtime_for(current_app)
+
+    # --- decorators ---------------------------------------------------------------------
+
+    def cached(
+        self, timeout: float | None = None, *, key_prefix: str | Callable[[], Any] = "view/%s",
+        query_string: bool = True, unless: Callable[..., Any] | None = None,
+        response_filter: Callable[[ResponseTypes], Any] | None = None,
+        forced_update: Callable[[], Any] | None = None, cache_none: bool = False,
+        make_cache_key: Callable[..., Any] | None = None,
+    ) -> Callable[[Callable[P, Any]], Callable[P, Awaitable[ResponseTypes]]]:
+        """Cache a view's response (sync or async view): Flask-Caching's `@cache.cached`.
+
+        Put it under the route decorator. Only GET and HEAD are cached, HEAD from GET's
+        entry. The key is the method, the path, the query string (sorted, every value; off
+        with `query_string=False`) and `key_prefix` (`%s` is replaced by the path, or a
+        callable returns it); `make_cache_key(*view_args)` replaces path and query. A
+        response naming headers in `Vary` is cached per value of those headers.
+
+        - `timeout`: seconds an entry lives (None: CACHE_DEFAULT_TIMEOUT; 0: no expiry).
+        - `unless()` (or `unless(view, *args, **kwargs)`) true: run the view, no caching.
+        - `forced_update()` true: run the view and replace the entry.
+        - `response_filter(response)` decides what is stored instead of the default (status
+          200, 203, 301, 404 or 410); a response with `Set-Cookie`, `Vary: *`,
+          `Cache-Control: private/no-store` or a streamed body is never stored.
+        - `cache_none`: accepted for Flask-Caching's signature; an entry is a response,
+          never None, so a miss is never mistaken for a cached value.
+
+        Responses carry a strong `ETag` (If-None-Match gets a 304), `Age`, `Cache-Control:
+        max-age` (the remaining lifetime, unless the view set Cache-Control) and
+        `Cache-Status`. Concurrent misses run the view once (with Redis, once across
+        processes). When the cache fails, the view runs uncached.
+        """
+        return views.cached(
+            self._current_runtime, timeout=timeout, key_prefix=key_prefix,
+            query_string=query_string, unless=unless, response_filter=response_filter,
+            forced_update=forced_update, cache_none=cache_none, make_cache_key=make_cache_key,
+        )
+
+    def memoize(
+        self, timeout: float | None = None, *, make_name: Callable[[str], str] | None = None,
+        unless: Callable[..., Any] | None = None, args_to_ignore: Iterable[str] | None = None,
+    ) -> memoizing.Memoizer:
+        """Cache a function's results per arguments: Flask-Caching's `@cache.memoize`.
+
+        The decorated function is async (a sync one runs in Quart's thread pool). Arguments
+        are bound to the signature (`f(1)` and `f(a=1)` share an entry); those named in
+        `args_to_ignore` are left out of the key. Arguments must be cacheable values or
+        objects whose class defines a `__repr__` that identifies them. `make_name(name)`
+        renames the function in keys; `unless` is as for `cached`. None is cached.
+        """
+        return memoizing.Memoizer(self._current_runtime, timeout, make_name, unless,
+                                  args_to_ignore)
+
+    async def delete_memoized(self, function: Callable[..., Any], *args: Any,
+                              **kwargs: Any) -> None:
+        """Invalidate `function(*args, **kwargs)`'s entry, or with no arguments all of them."""
+        await memoizing.delete_memoized(self.client, function, *args, **kwargs)
+
+    async def delete_cached(
+        self, view: Callable[..., Any], path: str | None = None,
+        query_args: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
+    ) -> None:
+        """Invalidate a cached view: all its entries, those of one `path`, or of one query."""
+        await views.delete_cached(self.client, view, path, query_args)
+
+    def view_stats(self) -> dict[str, dict[str, int]]:
+        """Hit, miss, stale, error and bypass counts per decorated view and function."""
+        return self._current_runtime().stats.snapshot()
+
+    # --- Flask-Caching's API, for the current app ----------------------------------------
 
     async def get(self, key: str, default: Any = None) -> Any:
         return await self.client.get(key, default)

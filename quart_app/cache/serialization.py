@@ -37,11 +37,19 @@ class ValueSerializer:
         self._tagged.register(TagDecimal)
         # Built once: json.loads/dumps with options build a new coder on every call.
         self._encoder = json.JSONEncoder(separators=(",", ":"))
+        self._sorted_encoder = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
         self._decoder = json.JSONDecoder(object_hook=self._tagged.untag)
 
     def dumps(self, value: Any) -> str:
+        return self._encode(self._encoder, value)
+
+    def canonical(self, value: Any) -> str:
+        """`dumps` with sorted keys: equal values always give equal text (for cache keys)."""
+        return self._encode(self._sorted_encoder, value)
+
+    def _encode(self, encoder: json.JSONEncoder, value: Any) -> str:
         try:
-            return self._encoder.encode(self._tagged.tag(value))
+            return encoder.encode(self._tagged.tag(value))
         except (TypeError, ValueError) as error:
             raise TypeError(
                 f"cannot cache a value of type {type(value).__name__}: values must be JSON "

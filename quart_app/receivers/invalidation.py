@@ -10,14 +10,13 @@ from typing import Any
 
 from quart import Quart
 
+from ..blueprints.info import forget_cached_reads
 from ..db import InfoRow
 from ..dispatch import receiver
-from ..extensions import cache
-from ..info_cache import invalidate_after_insert
 from ..signals import info_inserted
 
 
 def connect(app: Quart) -> None:
     @receiver(info_inserted, app, dispatch_uid="invalidation.info_inserted")
     async def invalidate(sender: Quart, row: InfoRow, **extra: Any) -> None:
-        await invalidate_after_insert(cache.client_for(sender), row.id)
+        await forget_cached_reads(sender, row.id)

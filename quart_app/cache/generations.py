@@ -1,0 +1,81 @@
+"""Invalidation by generation tokens, safe against the read-compute-store race.
+
+Deleting an entry is not enough to invalidate it: a reader that missed just before an insert
+committed can compute the old answer and store it just after the insert deleted the key, and
+that stale entry then outlives the insert. So every entry belongs to scopes (a view, one of
+its paths, ...), each with a random token under its own key, and an entry records the tokens
+that were current *before* its value was computed. Invalidating a scope deletes its token;
+the next reader makes a new one, and every entry recorded under the old token, including one
+stored late by a slow reader, no longer matches and is never served.
+
+A token that expires or is evicted works the same way as a deleted one (its entries become
+misses), and a deletion dropped during a Redis outage makes `CacheClient` clear its whole
+prefix when Redis answers again.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from .client import MISSING, CacheClient
+
+#: The tokens of an entry's scopes, in the order of its scope keys.
+Tokens = tuple[str, ...]
+#: What a lookup found: a current entry, nothing, or an entry an invalidation outdated.
+State = Literal["hit", "miss", "stale"]
+
+_TOKENS = "t"
+_VALUE = "v"
+
+
+def wrap(value: Any, tokens: Tokens) -> dict[str, Any]:
+    """The stored form of an entry: its value and the tokens it was computed under."""
+    return {_TOKENS: list(tokens), _VALUE: value}
+
+
+def unwrap(stored: Any, tokens: Sequence[str | None]) -> tuple[Any, State]:
+    """The entry's value if it was stored under exactly `tokens`, else MISSING and why."""
+    if not isinstance(stored, dict) or _TOKENS not in stored:
+        return MISSING, "miss"
+    if None in tokens or list(stored[_TOKENS]) != list(tokens):
+        return MISSING, "stale"
+    return stored[_VALUE], "hit"
+
+
+async def read(
+    client: CacheClient, key: str, scopes: Sequence[str]
+) -> tuple[Any, tuple[str | None, ...]]:
+    """The raw entry under `key` and the current token of each scope, in one round trip."""
+    stored, *tokens = await client.get_many(key, *scopes)
+    return stored, tuple(token if isinstance(token, str) else None for token in tokens)
+
+
+async def establish(
+    client: CacheClient, scopes: Sequence[str], seen: Sequence[str | None],
+    timeout: float,
+) -> Tokens | None:
+    """The current tokens, making the missing ones; None when the cache cannot tell.
+
+    Call it before computing the value: the entry is valid only if no invalidation came
+    between this and the computation. A token lives twice the entries' `timeout` (0: no
+    expiry), so it outlasts the entries recorded under it.
+    """
+    tokens: list[str] = []
+    for key, token in zip(scopes, seen, strict=True):
+        if token is None:
+            token = secrets.token_hex(8)
+            if not await client.add(key, token, timeout=timeout * 2):
+                # Another reader made it first (or the cache is unreachable): use theirs.
+                current = await client.get(key)
+                if not isinstance(current, str):
+                    return None
+                token = current
+        tokens.append(token)
+    return tuple(tokens)
+
+
+async def invalidate(client: CacheClient, scope: str) -> None:
+    """Outdate every entry recorded under this scope's token."""
+    await client.delete(scope)

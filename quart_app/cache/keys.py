@@ -1,0 +1,174 @@
+"""Cache keys for views and memoized functions, built from everything that changes the answer.
+
+Where Flask-Caching's view keys go wrong, these do not: the path is always in the key (and
+HEAD shares GET's), the query string is in it by default with every value of a repeated
+argument and the arguments sorted by name, `key_prefix` is kept whatever else is set, and
+the request headers a response names in `Vary` select a variant of the entry. The variable
+part of a key is a SHA-256 digest of canonical JSON: bounded in length, and the same in
+every process.
+
+Next to each entry key are its generation keys (see `generations`), widest first: for a
+view, the whole view, then one path, then one path and query string; for a memoized
+function, the whole function, then one set of arguments.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from werkzeug.datastructures import Headers, MultiDict
+
+from .serialization import ValueSerializer
+
+_serializer = ValueSerializer()
+_DEFAULT_REPR: Any = object.__repr__
+
+#: One query-string argument: its name and one of its values.
+QueryPairs = list[tuple[str, str]]
+
+
+def qualified_name(function: Callable[..., Any]) -> str:
+    return f"{function.__module__}.{function.__qualname__}"
+
+
+def digest(*parts: Any) -> str:
+    """32 hex characters of SHA-256 over the parts as JSON (lists of strings and None)."""
+    text = json.dumps(parts, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def sorted_query(pairs: Iterable[tuple[str, Any]]) -> QueryPairs:
+    """Sorted by name; the values of a repeated name keep their order (it may matter)."""
+    return sorted(((str(name), str(value)) for name, value in pairs), key=lambda pair: pair[0])
+
+
+def query_args_pairs(
+    query_args: Mapping[str, Any] | Iterable[tuple[str, Any]],
+) -> QueryPairs:
+    """`delete_cached`'s `query_args` (a mapping, list values for repeats, or pairs) as pairs."""
+    if isinstance(query_args, MultiDict):  # such as request.args
+        return sorted_query(query_args.items(multi=True))
+    if not isinstance(query_args, Mapping):
+        return sorted_query(query_args)
+    return sorted_query(
+        (name, value)
+        for name, values in query_args.items()
+        for value in (values if _is_sequence(values) else [values])
+    )
+
+
+def _is_sequence(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str | bytes)
+
+
+def vary_names(values: Iterable[str]) -> tuple[str, ...] | None:
+    """The header names of `Vary` values, lowercased and sorted; None for `Vary: *`."""
+    names = {name.strip().lower() for value in values for name in value.split(",")}
+    names.discard("")
+    if "*" in names:
+        return None
+    return tuple(sorted(names))
+
+
+def vary_pairs(names: Iterable[str], headers: Headers) -> list[tuple[str, str | None]]:
+    """What a request sent for each header in `names` (None when it sent none)."""
+    pairs: list[tuple[str, str | None]] = []
+    for name in names:
+        sent = headers.getlist(name)
+        pairs.append((name, ", ".join(sent) if sent else None))
+    return pairs
+
+
+@dataclass(frozen=True, slots=True)
+class EntryKeys:
+    """One entry's key and the keys of the generations it belongs to, widest first."""
+
+    entry: str
+    scopes: tuple[str, ...]
+
+    def variant(self, pairs: Sequence[tuple[str, str | None]]) -> str:
+        """The key of the variant of a `Vary` response for these request header values."""
+        return f"{self.entry}:{digest([list(pair) for pair in pairs])}"
+
+
+def view_scopes(name: str, path: str | None = None, query: QueryPairs | None = None) -> list[str]:
+    """Generation keys of a cached view: the view, then `path`, then `path` with `query`."""
+    scopes = [f"view:{name}:gen"]
+    if path is not None:
+        scopes.append(f"view:{name}:gen:{digest(path)}")
+        if query is not None:
+            scopes.append(f"view:{name}:gen:{digest(path, [list(pair) for pair in query])}")
+    return scopes
+
+
+def view_keys(
+    name: str, prefix: str, path: str, query: QueryPairs | None, custom: str | None
+) -> EntryKeys:
+    """Keys for one request to a cached view (GET and HEAD alike).
+
+    `query` is None when the view ignores the query string; `custom` is what the view's
+    `make_cache_key` returned, which replaces the path and query in the entry key (the
+    generations still follow the request's path, so `delete_cached` keeps working).
+    """
+    query_part = None if query is None else [list(pair) for pair in query]
+    varying = [custom] if custom is not None else [path, query_part]
+    scopes = view_scopes(name, path, query if custom is None else None)
+    return EntryKeys(f"view:{name}:{digest(prefix, *varying)}", tuple(scopes))
+
+
+def argument_text(name: str, value: Any) -> str:
+    """A memoized function's argument as key material.
+
+    Cacheable values (JSON types, tuples, bytes, Decimal, UUID, datetime) are used as they
+    are; other objects only when their class defines `__repr__`, which must then identify
+    the object: the default repr holds a memory address, which a later object can reuse.
+    """
+    try:
+        return _serializer.canonical(value)
+    except TypeError:
+        if type(value).__repr__ is _DEFAULT_REPR:
+            kind = type(value).__qualname__
+            raise TypeError(
+                f"cannot memoize on argument {name!r}: a {kind} has no __repr__ that "
+                f"identifies it; give {kind} one, or name {name!r} in args_to_ignore"
+            ) from None
+        return f"{type(value).__module__}.{type(value).__qualname__}:{value!r}"
+
+
+def arguments_digest(
+    signature: inspect.Signature, args: Sequence[Any], kwargs: Mapping[str, Any],
+    ignored: frozenset[str],
+) -> str:
+    """One digest for a call, whether its arguments were passed by position, name or default."""
+    bound = signature.bind(*args, **kwargs)
+    bound.apply_defaults()
+    parts: list[Any] = []
+    for name, value in bound.arguments.items():
+        if name in ignored:
+            continue
+        kind = signature.parameters[name].kind
+        if kind is inspect.Parameter.VAR_POSITIONAL:
+            parts.append([name, [argument_text(name, item) for item in value]])
+        elif kind is inspect.Parameter.VAR_KEYWORD:
+            parts.append([name, sorted([key, argument_text(key, item)]
+                                       for key, item in value.items())])
+        else:
+            parts.append([name, argument_text(name, value)])
+    return digest(parts)
+
+
+def memo_scopes(name: str, arguments: str | None = None) -> list[str]:
+    """Generation keys of a memoized function: all its entries, then one call's."""
+    scopes = [f"memo:{name}:gen"]
+    if arguments is not None:
+        scopes.append(f"memo:{name}:gen:{arguments}")
+    return scopes
+
+
+def memo_keys(name: str, arguments: str) -> EntryKeys:
+    return EntryKeys(f"memo:{name}:{arguments}", tuple(memo_scopes(name, arguments)))
