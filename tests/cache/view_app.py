@@ -8,6 +8,7 @@ in the cache so that every worker adds to one number.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +57,12 @@ def counted(name: str) -> int:
 def create_view_app(config: dict[str, Any] | None = None) -> Quart:
     app = create_app(config)
     add_probe_views(app)
+
+    @app.after_request
+    async def name_the_worker(response: Response) -> Response:
+        response.headers["X-Worker-PID"] = str(os.getpid())  # not part of any cached entry
+        return response
+
     return app
 
 
