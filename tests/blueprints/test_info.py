@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import pymysql
 import pytest
+import redis.asyncio as redis
 from quart import Quart
 from quart.testing import QuartClient
 
@@ -18,7 +19,7 @@ from quart_app.dispatch import receiver
 from quart_app.signals import info_insert_failed, info_inserted, info_will_insert
 
 from ..services import MYSQL_URL, require_service
-from ..throwaway_redis import free_port
+from ..throwaway_redis import ThrowawayRedis, free_port
 
 
 def reset_mysql_table(url: str) -> None:
@@ -294,3 +295,72 @@ async def test_database_down_is_503_with_retry_after(
         ready = await client.get("/readyz")
         assert ready.status_code == 503
         assert (await ready.get_json())["down"] == ["database"]
+
+
+# --- the reads are cached views (quart_app.cache.views) ----------------------------------
+
+
+async def test_reads_are_served_from_the_cache_until_an_insert(
+    app: Quart, client: QuartClient
+) -> None:
+    store = app.extensions["database"].store
+    queries = 0
+    real_list_page = store.list_page
+
+    async def counting_list_page(*args: Any) -> Any:
+        nonlocal queries
+        queries += 1
+        return await real_list_page(*args)
+
+    store.list_page = counting_list_page
+    first = await client.get("/api/info")
+    again = await client.get("/api/info")
+    assert again.headers["Cache-Status"].startswith("quart_app; hit")
+    assert await again.get_json() == await first.get_json()
+    assert queries == 1
+    pages = await asyncio.gather(*(client.get("/api/info?limit=5") for _ in range(50)))
+    assert {page.status_code for page in pages} == {200}
+    assert queries == 2  # fifty concurrent misses, one query
+    await post(client, id=1, name="n", money=1)
+    assert [row["id"] for row in (await (await client.get("/api/info")).get_json())["items"]] == [1]
+    assert queries == 3
+
+
+async def test_a_cached_404_ends_with_the_insert_that_assigns_its_id(client: QuartClient) -> None:
+    assert (await client.get("/api/info/1")).status_code == 404
+    assert (await client.get("/api/info/1")).headers["Cache-Status"].startswith("quart_app; hit")
+    created = await (await post(client, name="assigned", money=1)).get_json()
+    assert created["id"] == 1
+    assert await (await client.get("/api/info/1")).get_json() == created
+
+
+async def test_an_invalidation_dropped_in_a_redis_outage_never_serves_a_stale_read(
+    throwaway_redis: ThrowawayRedis, tmp_path: Path
+) -> None:
+    app = create_app({
+        "CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": throwaway_redis.url,
+        "CACHE_REDIS_TIMEOUT": 0.3, "CACHE_RETRY_INTERVAL": 0.1,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    })
+    admin = redis.Redis.from_url(throwaway_redis.url)
+    async with app.test_app():
+        client = app.test_client()
+        assert (await (await client.get("/api/info")).get_json())["items"] == []
+        assert (await client.get("/api/info")).headers["Cache-Status"].startswith(
+            "quart_app; hit")  # the empty page is cached
+        assert (await client.get("/api/info/1")).status_code == 404  # so is the 404
+        # Redis stops answering (and keeps its data): the insert's invalidation times out.
+        await admin.execute_command("CLIENT", "PAUSE", "1500", "ALL")
+        assert (await post(client, id=1, name="during", money=1)).status_code == 201
+        statuses = []
+        for _ in range(200):  # through the outage, and on until Redis serves hits again
+            page = await client.get("/api/info")
+            assert [row["id"] for row in (await page.get_json())["items"]] == [1]
+            assert (await client.get("/api/info/1")).status_code == 200
+            statuses.append(page.headers["Cache-Status"])
+            if statuses[-1].startswith("quart_app; hit"):
+                break
+            await asyncio.sleep(0.05)
+        assert "quart_app; fwd=miss; detail=cache-unavailable" in statuses
+        assert statuses[-1].startswith("quart_app; hit")
+    await admin.aclose()
