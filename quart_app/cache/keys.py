@@ -26,6 +26,8 @@ from werkzeug.datastructures import Headers, MultiDict
 from .serialization import ValueSerializer
 
 _serializer = ValueSerializer()
+# Built once: json.dumps with options builds a new encoder on every call (a key is 3 digests).
+_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _DEFAULT_REPR: Any = object.__repr__
 
 #: One query-string argument: its name and one of its values.
@@ -37,9 +39,8 @@ def qualified_name(function: Callable[..., Any]) -> str:
 
 
 def digest(*parts: Any) -> str:
-    """32 hex characters of SHA-256 over the parts as JSON (lists of strings and None)."""
-    text = json.dumps(parts, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    """32 hex characters of SHA-256 over the parts as JSON (strings, None, lists, tuples)."""
+    return hashlib.sha256(_encoder.encode(parts).encode()).hexdigest()[:32]
 
 
 def sorted_query(pairs: Iterable[tuple[str, Any]]) -> QueryPairs:
@@ -93,7 +94,7 @@ class EntryKeys:
 
     def variant(self, pairs: Sequence[tuple[str, str | None]]) -> str:
         """The key of the variant of a `Vary` response for these request header values."""
-        return f"{self.entry}:{digest([list(pair) for pair in pairs])}"
+        return f"{self.entry}:{digest(pairs)}"
 
 
 def view_scopes(name: str, path: str | None = None, query: QueryPairs | None = None) -> list[str]:
@@ -102,7 +103,7 @@ def view_scopes(name: str, path: str | None = None, query: QueryPairs | None = N
     if path is not None:
         scopes.append(f"view:{name}:gen:{digest(path)}")
         if query is not None:
-            scopes.append(f"view:{name}:gen:{digest(path, [list(pair) for pair in query])}")
+            scopes.append(f"view:{name}:gen:{digest(path, query)}")
     return scopes
 
 
@@ -115,8 +116,7 @@ def view_keys(
     `make_cache_key` returned, which replaces the path and query in the entry key (the
     generations still follow the request's path, so `delete_cached` keeps working).
     """
-    query_part = None if query is None else [list(pair) for pair in query]
-    varying = [custom] if custom is not None else [path, query_part]
+    varying = [custom] if custom is not None else [path, query]
     scopes = view_scopes(name, path, query if custom is None else None)
     return EntryKeys(f"view:{name}:{digest(prefix, *varying)}", tuple(scopes))
 

@@ -105,5 +105,6 @@ class StoredResponse:
             return None
         return max(0, math.floor(self.lifetime) - self.age(now))
 
-    def to_response(self) -> Response:
-        return Response(self.body, status=self.status, headers=Headers(list(self.headers)))
+    def to_response(self, extra_headers: list[tuple[str, str]] | None = None) -> Response:
+        headers = Headers([*self.headers, *(extra_headers or ())])
+        return Response(self.body, status=self.status, headers=headers)

@@ -57,11 +57,14 @@ def no_cache_requested(request_headers: Headers) -> bool:
     return bool(directives.no_cache)
 
 
-def set_freshness(response: ResponseTypes, age: int, remaining: int | None) -> None:
+def freshness_headers(
+    age: int, remaining: int | None, has_cache_control: bool
+) -> list[tuple[str, str]]:
     """`Age`, and `max-age` for the remaining lifetime unless the view chose its own."""
-    response.headers["Age"] = str(age)
-    if remaining is not None and "Cache-Control" not in response.headers:
-        response.headers["Cache-Control"] = f"max-age={remaining}"
+    headers = [("Age", str(age))]
+    if remaining is not None and not has_cache_control:
+        headers.append(("Cache-Control", f"max-age={remaining}"))
+    return headers
 
 
 def cache_status(

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ParamSpec
 
-from quart import Response, current_app, request
+from quart import Request, Response, current_app, request
 from quart.typing import ResponseTypes
 from werkzeug.exceptions import HTTPException
 
@@ -44,9 +44,9 @@ from .validators import (
     VALIDATED_STATUSES,
     cache_status,
     client_has,
+    freshness_headers,
     make_not_modified,
     no_cache_requested,
-    set_freshness,
 )
 
 logger = logging.getLogger("quart_app.cache")
@@ -159,13 +159,15 @@ class _ViewCall:
         self.view = view
         self.args = args
         self.kwargs = kwargs
-        self.headers = request.headers
+        # The request itself, not the proxy: each proxy access costs a context lookup.
+        self.request: Request = request._get_current_object()  # type: ignore[attr-defined]
+        self.headers = self.request.headers
         timeout = settings.timeout
         self.lifetime = float(self.client.settings.default_timeout if timeout is None
                               else timeout)
 
     async def respond(self) -> ResponseTypes:
-        if request.method not in _CACHED_METHODS:
+        if self.request.method not in _CACHED_METHODS:
             return self._finish(await self._run_view(), "bypass", fwd="method")
         if await self._unless():
             return self._finish(await self._run_view(), "bypass", fwd="bypass")
@@ -216,14 +218,15 @@ class _ViewCall:
 
     async def _keys(self) -> EntryKeys:
         prefix = self.settings.key_prefix
+        path = self.request.path
         prefix = (str(await call_user(prefix)) if callable(prefix)
-                  else prefix.replace("%s", request.path))
+                  else prefix.replace("%s", path))
         custom = None
         if self.settings.make_cache_key is not None:
             custom = str(await call_user(self.settings.make_cache_key, *self.args, **self.kwargs))
-        query = (sorted_query(request.args.items(multi=True)) if self.settings.query_string
+        query = (sorted_query(self.request.args.items(multi=True)) if self.settings.query_string
                  else None)
-        return view_keys(self.settings.name, prefix, request.path, query, custom)
+        return view_keys(self.settings.name, prefix, path, query, custom)
 
     async def _lookup(
         self, keys: EntryKeys
@@ -319,10 +322,12 @@ class _ViewCall:
     # --- the response ---------------------------------------------------------------------
 
     def _render(self, entry: StoredResponse, stored: bool) -> ResponseTypes:
-        response = entry.to_response()
+        extra = None
         if stored:
             now = time.time()
-            set_freshness(response, entry.age(now), entry.remaining(now))
+            extra = freshness_headers(entry.age(now), entry.remaining(now),
+                                      entry.header("Cache-Control") is not None)
+        response = entry.to_response(extra)
         if entry.status in VALIDATED_STATUSES and client_has(self.headers, entry.header("ETag")):
             make_not_modified(response)
         return response
