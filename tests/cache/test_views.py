@@ -558,3 +558,27 @@ async def test_tokens_are_shared_by_concurrent_readers(app: Quart) -> None:
     made = await asyncio.gather(*(establish(client, scopes, [None, None], 60)
                                   for _ in range(20)))
     assert len(set(made)) == 1
+
+
+# --- the app's own cached views -------------------------------------------------------------
+
+
+async def test_visits_are_cached_unless_this_worker_counted_new_ones(
+    app_config: dict[str, Any],
+) -> None:
+    app = create_view_app({**app_config, "VISITS_FLUSH_INTERVAL": 60})
+    async with app.test_app():
+        client = app.test_client()
+        first = await client.get("/api/stats/visits")
+        assert first.headers["Cache-Status"] == "quart_app; fwd=miss; stored"
+        # That read was itself a visit, not flushed yet: the next read recomputes.
+        second = await client.get("/api/stats/visits")
+        assert second.headers["Cache-Status"] == "quart_app; fwd=request; stored"
+        assert (await second.get_json())["visits"]["/api/stats/visits"] == 1
+    quiet = create_view_app({**app_config, "RECEIVERS": {"visits": False},
+                             "CACHE_KEY_PREFIX": app_config["CACHE_KEY_PREFIX"] + "quiet:"})
+    async with quiet.test_app():
+        client = quiet.test_client()
+        await client.get("/api/stats/visits")
+        assert (await client.get("/api/stats/visits")).headers["Cache-Status"].startswith(
+            "quart_app; hit")
