@@ -60,10 +60,7 @@ class Cache:
     @staticmethod
     def client_for(app: Quart) -> CacheClient:
         """`app`'s client, for code that is handed the app (signal receivers get it as sender)."""
-        client = app.extensions[EXTENSION_KEY].get("client")
-        if client is None:
-            raise RuntimeError("the cache is not open: the app is not serving")
-        return client  # type: ignore[no-any-return]
+        return Cache.runtime_for(app).client
 
     @staticmethod
     def runtime_for(app: Quart) -> CacheRuntime:

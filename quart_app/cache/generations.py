@@ -56,12 +56,15 @@ async def establish(
     client: CacheClient, scopes: Sequence[str], seen: Sequence[str | None],
     timeout: float,
 ) -> Tokens | None:
-    """The current tokens, making the missing ones; None when the cache cannot tell.
+    """The current tokens, making the missing ones; None when the cache cannot tell (it is
+    unreachable, in its retry pause or suspended).
 
     Call it before computing the value: the entry is valid only if no invalidation came
     between this and the computation. A token lives twice the entries' `timeout` (0: no
     expiry), so it outlasts the entries recorded under it.
     """
+    if not client.is_usable:
+        return None
     tokens: list[str] = []
     for key, token in zip(scopes, seen, strict=True):
         if token is None:
@@ -73,7 +76,12 @@ async def establish(
                     return None
                 token = current
         tokens.append(token)
-    return tuple(tokens)
+    return tuple(tokens) if client.is_usable else None
+
+
+def computation_key(key: str, tokens: Tokens) -> str:
+    """Who may share a computation of `key`: only callers that saw the same tokens."""
+    return f"{key}|{','.join(tokens)}"
 
 
 async def invalidate(client: CacheClient, scope: str) -> None:

@@ -20,11 +20,18 @@ from typing import Any, ParamSpec, TypeVar, overload
 from quart import current_app
 
 from .client import CacheClient
-from .generations import Tokens, establish, invalidate, read, unwrap, wrap
-from .keys import EntryKeys, arguments_digest, digest, memo_keys, memo_scopes, qualified_name
-from .runtime import CacheRuntime, call_user, takes_arguments
+from .generations import (
+    Tokens,
+    computation_key,
+    establish,
+    invalidate,
+    read,
+    unwrap,
+    wrap,
+)
+from .keys import EntryKeys, arguments_digest, memo_keys, memo_scopes, qualified_name
+from .runtime import CacheRuntime, DecoratedCall, bypassed, settings_of
 from .serialization import ValueSerializer
-from .single_flight import run_leased
 
 logger = logging.getLogger("quart_app.cache")
 
@@ -36,7 +43,7 @@ _serializer = ValueSerializer()
 
 @dataclass(frozen=True, slots=True)
 class MemoizedFunction:
-    """A function's memoize settings, attached to the decorated function as `memoized`."""
+    """A function's memoize settings, attached to the decorated function as `function.memoize`."""
 
     name: str
     signature: inspect.Signature
@@ -83,40 +90,24 @@ class Memoizer:
         @functools.wraps(function)
         async def memoized(*args: P.args, **kwargs: P.kwargs) -> Any:
             call = _MemoizedCall(settings, self.runtime(), function, args, kwargs)
-            if await self._bypass(function, args, kwargs):
+            if await bypassed(self.unless, function, args, kwargs):
                 return await call.bypass()
             return await call.result()
 
-        vars(memoized).update(memoized=settings, uncached=function, cache_timeout=self.timeout)
+        vars(memoized).update(memoize=settings, uncached=function, cache_timeout=self.timeout)
         return memoized
-
-    async def _bypass(
-        self, function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> bool:
-        if self.unless is None:
-            return False
-        if takes_arguments(self.unless):
-            return bool(await call_user(self.unless, function, *args, **kwargs))
-        return bool(await call_user(self.unless))
 
 
 async def delete_memoized(
     client: CacheClient, function: Callable[..., Any], *args: Any, **kwargs: Any
 ) -> None:
     """Invalidate one call's entry, or with no arguments every entry of `function`."""
-    settings = memoized_settings(function)
+    settings = settings_of(function, MemoizedFunction, "memoize")
     if not args and not kwargs:
         await invalidate(client, memo_scopes(settings.name)[0])
         return
     arguments = settings.arguments(args, kwargs)
     await invalidate(client, memo_scopes(settings.name, arguments)[-1])
-
-
-def memoized_settings(function: Callable[..., Any]) -> MemoizedFunction:
-    settings = vars(function).get("memoized")
-    if not isinstance(settings, MemoizedFunction):
-        raise TypeError(f"{qualified_name(function)} is not decorated with cache.memoize")
-    return settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,23 +118,16 @@ class _Result:
     store_failed: bool = False
 
 
-class _MemoizedCall:
+class _MemoizedCall(DecoratedCall):
     def __init__(
         self, settings: MemoizedFunction, runtime: CacheRuntime, function: Callable[..., Any],
         args: tuple[Any, ...], kwargs: dict[str, Any],
     ) -> None:
+        super().__init__(settings.name, settings.timeout, runtime, function, args, kwargs)
         self.settings = settings
-        self.runtime = runtime
-        self.client = runtime.client
-        self.function = function
-        self.args = args
-        self.kwargs = kwargs
-        timeout = settings.timeout
-        self.lifetime = float(self.client.settings.default_timeout if timeout is None
-                              else timeout)
 
     async def bypass(self) -> Any:
-        self.runtime.stats.record(self.settings.name, "bypass")
+        self.record("bypass")
         return await self._call()
 
     async def result(self) -> Any:
@@ -152,33 +136,22 @@ class _MemoizedCall:
             stored, seen = await read(self.client, keys.entry, keys.scopes)
             value, state = unwrap(stored, seen)
             if state == "hit":
-                self.runtime.stats.record(self.settings.name, "hit")
+                self.record("hit")
                 return value
-            tokens = None
-            if self.client.is_usable:
-                tokens = await establish(self.client, keys.scopes, seen, self.lifetime)
+            tokens = await establish(self.client, keys.scopes, seen, self.lifetime)
         except Exception:
             logger.exception("cache failed for %s; calling it uncached", self.settings.name)
             tokens = None
-        if tokens is None or not self.client.is_usable:
-            self.runtime.stats.record(self.settings.name, "error")
+        if tokens is None:
+            self.record("error")
             return await self._call()
-        flight = f"{keys.entry}|{','.join(tokens)}"
-        result, _ = await self.runtime.flights.run(
-            flight, lambda: self._compute_once(keys, tokens, flight)
-        )
-        outcome = "hit" if result.from_cache else "error" if result.store_failed else state
-        self.runtime.stats.record(self.settings.name, outcome)
-        return _serializer.loads(result.text)
-
-    async def _compute_once(self, keys: EntryKeys, tokens: Tokens, flight: str) -> _Result:
-        if not self.client.is_shared:
-            return await self._compute(keys, tokens)
-        result, _ = await run_leased(
-            self.client, f"lease:{digest(flight)}", self.runtime.lease,
+        result, _ = await self.runtime.once(
+            computation_key(keys.entry, tokens),
             lambda: self._compute(keys, tokens), lambda: self._look(keys, tokens),
         )
-        return result
+        outcome = "hit" if result.from_cache else "error" if result.store_failed else state
+        self.record(outcome)
+        return _serializer.loads(result.text)
 
     async def _look(self, keys: EntryKeys, tokens: Tokens) -> _Result | None:
         value, state = unwrap(await self.client.get(keys.entry), tokens)

@@ -25,10 +25,18 @@ from quart.typing import ResponseTypes
 from werkzeug.exceptions import HTTPException
 
 from .client import MISSING, CacheClient
-from .generations import State, Tokens, establish, invalidate, read, unwrap, wrap
+from .generations import (
+    State,
+    Tokens,
+    computation_key,
+    establish,
+    invalidate,
+    read,
+    unwrap,
+    wrap,
+)
 from .keys import (
     EntryKeys,
-    digest,
     qualified_name,
     query_args_pairs,
     sorted_query,
@@ -37,8 +45,7 @@ from .keys import (
     view_scopes,
 )
 from .responses import STORABLE_STATUSES, StoredResponse, refusal
-from .runtime import CacheRuntime, call_user, takes_arguments
-from .single_flight import run_leased
+from .runtime import CacheRuntime, DecoratedCall, bypassed, call_user, settings_of
 from .stats import Outcome
 from .validators import (
     VALIDATED_STATUSES,
@@ -61,7 +68,7 @@ _VARY = "vary"
 
 @dataclass(frozen=True, slots=True)
 class CachedView:
-    """A view's caching settings, attached to the decorated view as `cached_view`."""
+    """A view's caching settings, attached to the decorated view as `view.cached`."""
 
     name: str
     timeout: float | None
@@ -99,7 +106,7 @@ def cached(
         async def cached_view(*args: P.args, **kwargs: P.kwargs) -> ResponseTypes:
             return await _ViewCall(settings, runtime(), view, args, kwargs).respond()
 
-        vars(cached_view).update(cached_view=settings, uncached=view, cache_timeout=timeout)
+        vars(cached_view).update(cached=settings, uncached=view, cache_timeout=timeout)
         return cached_view
 
     return decorator
@@ -114,20 +121,13 @@ async def delete_cached(
     `path` is the request path as the view sees it (`request.path`, e.g. "/api/info/5").
     With `query_args` on a view that ignores the query string, the whole path goes.
     """
-    settings = cached_view_settings(view)
+    settings = settings_of(view, CachedView, "cached")
     if query_args is not None and path is None:
         raise TypeError("delete_cached: query_args needs a path")
     query = None
     if query_args is not None and settings.keyed_by_query:
         query = query_args_pairs(query_args)
     await invalidate(client, view_scopes(settings.name, path, query)[-1])
-
-
-def cached_view_settings(view: Callable[..., Any]) -> CachedView:
-    settings = vars(view).get("cached_view")
-    if not isinstance(settings, CachedView):
-        raise TypeError(f"{qualified_name(view)} is not decorated with cache.cached")
-    return settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,30 +146,23 @@ class _Produced:
     own: ResponseTypes | None = None
 
 
-class _ViewCall:
+class _ViewCall(DecoratedCall):
     """One request to a cached view."""
 
     def __init__(
         self, settings: CachedView, runtime: CacheRuntime, view: Callable[..., Any],
         args: tuple[Any, ...], kwargs: dict[str, Any],
     ) -> None:
+        super().__init__(settings.name, settings.timeout, runtime, view, args, kwargs)
         self.settings = settings
-        self.runtime = runtime
-        self.client = runtime.client
-        self.view = view
-        self.args = args
-        self.kwargs = kwargs
         # The request itself, not the proxy: each proxy access costs a context lookup.
         self.request: Request = request._get_current_object()  # type: ignore[attr-defined]
         self.headers = self.request.headers
-        timeout = settings.timeout
-        self.lifetime = float(self.client.settings.default_timeout if timeout is None
-                              else timeout)
 
     async def respond(self) -> ResponseTypes:
         if self.request.method not in _CACHED_METHODS:
             return self._finish(await self._run_view(), "bypass", fwd="method")
-        if await self._unless():
+        if await bypassed(self.settings.unless, self.function, self.args, self.kwargs):
             return self._finish(await self._run_view(), "bypass", fwd="bypass")
         refresh = await self._refresh_requested()
         keys = await self._keys()
@@ -180,7 +173,7 @@ class _ViewCall:
             if entry is not None and state == "hit" and not refresh:
                 return self._finish(self._render(entry, stored=True), "hit", hit=True,
                                     ttl=entry.remaining(time.time()))
-            current = await self._establish(keys, tokens)
+            current = await establish(self.client, keys.scopes, tokens, self.lifetime)
         except Exception:
             logger.exception("cache failed for %s; serving it uncached", self.settings.name)
             current = None
@@ -191,9 +184,9 @@ class _ViewCall:
         if refresh:
             produced = await self._produce(keys, current)
             return self._finish_produced(produced, outcome, fwd="request")
-        flight = f"{variant}|{','.join(current)}"
-        produced, computed = await self.runtime.flights.run(
-            flight, lambda: self._produce_once(keys, current, flight)
+        produced, computed = await self.runtime.once(
+            computation_key(variant, current),
+            lambda: self._produce(keys, current), lambda: self._look(keys, current),
         )
         if not computed and not self._may_share(produced):
             produced, computed = await self._produce(keys, current), True
@@ -201,14 +194,6 @@ class _ViewCall:
                                      collapsed=not computed)
 
     # --- steps ----------------------------------------------------------------------------
-
-    async def _unless(self) -> bool:
-        unless = self.settings.unless
-        if unless is None:
-            return False
-        if takes_arguments(unless):
-            return bool(await call_user(unless, self.view, *self.args, **self.kwargs))
-        return bool(await call_user(unless))
 
     async def _refresh_requested(self) -> bool:
         forced = self.settings.forced_update
@@ -249,22 +234,6 @@ class _ViewCall:
             state = "miss"  # unreadable (written by an older version): replace it
         return entry, state, variant
 
-    async def _establish(self, keys: EntryKeys, seen: tuple[str | None, ...]) -> Tokens | None:
-        if not self.client.is_usable:
-            return None
-        tokens = await establish(self.client, keys.scopes, seen, self.lifetime)
-        return tokens if self.client.is_usable else None
-
-    async def _produce_once(self, keys: EntryKeys, tokens: Tokens, flight: str) -> _Produced:
-        """The view's response for everyone waiting in this process (and, on Redis, others)."""
-        if not self.client.is_shared:
-            return await self._produce(keys, tokens)
-        produced, _ = await run_leased(
-            self.client, f"lease:{digest(flight)}", self.runtime.lease,
-            lambda: self._produce(keys, tokens), lambda: self._look(keys, tokens),
-        )
-        return produced
-
     async def _look(self, keys: EntryKeys, tokens: Tokens) -> _Produced | None:
         """The entry another process stored under these tokens, if it is there yet."""
         entry, state, _ = await self._resolve(keys, await self.client.get(keys.entry), tokens)
@@ -286,7 +255,7 @@ class _ViewCall:
 
     async def _run_view(self) -> ResponseTypes:
         try:
-            result = await current_app.ensure_async(self.view)(*self.args, **self.kwargs)
+            result = await current_app.ensure_async(self.function)(*self.args, **self.kwargs)
         except HTTPException as error:
             # As Quart would handle it, but here, so that a 404 or a 410 can be cached.
             result = await current_app.handle_user_exception(error)
@@ -351,5 +320,5 @@ class _ViewCall:
         self, response: ResponseTypes, outcome: Outcome, **status: Any
     ) -> ResponseTypes:
         response.headers["Cache-Status"] = cache_status(**status)
-        self.runtime.stats.record(self.settings.name, outcome)
+        self.record(outcome)
         return response

@@ -125,31 +125,59 @@ def looking_at(client: CacheClient, key: str) -> Callable[[], Awaitable[str | No
     return look
 
 
+class Holder:
+    """The process that takes the lease first and computes until released."""
+
+    def __init__(self, client: CacheClient, policy: LeasePolicy, stores: bool) -> None:
+        self.client = client
+        self.policy = policy
+        self.stores = stores
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+        self.task: asyncio.Future[tuple[str, bool]] | None = None
+
+    async def start(self) -> None:
+        self.task = asyncio.ensure_future(lease(self.client, self.policy, self._compute))
+        await self.entered.wait()
+
+    async def finish(self) -> tuple[str, bool]:
+        self.release.set()
+        assert self.task is not None
+        return await self.task
+
+    async def _compute(self) -> str:
+        self.entered.set()
+        await self.release.wait()
+        if self.stores:
+            await self.client.set("entry", "from the holder")
+            return "from the holder"
+        return "not stored"
+
+
+def lease(
+    client: CacheClient, policy: LeasePolicy, compute: Callable[[], Awaitable[str]]
+) -> Awaitable[tuple[str, bool]]:
+    return run_leased(client, "lease", policy, compute, looking_at(client, "entry"))
+
+
+async def computed_by_the_waiter() -> str:
+    return "computed by the waiter"
+
+
 async def test_a_process_that_finds_the_lease_taken_gets_the_holders_result(
     redis_clients: tuple[CacheClient, CacheClient],
 ) -> None:
     first, second = redis_clients
-    entered = asyncio.Event()
-    release = asyncio.Event()
     policy = LeasePolicy(seconds=5, poll_interval=0.01)
-
-    async def holder_computes() -> str:
-        entered.set()
-        await release.wait()
-        await first.set("entry", "from the holder")
-        return "from the holder"
+    holder = Holder(first, policy, stores=True)
+    await holder.start()
 
     async def must_not_run() -> str:
         raise AssertionError("the waiting process computed too")
 
-    holder = asyncio.ensure_future(
-        run_leased(first, "lease", policy, holder_computes, looking_at(first, "entry")))
-    await entered.wait()
-    waiter = asyncio.ensure_future(
-        run_leased(second, "lease", policy, must_not_run, looking_at(second, "entry")))
+    waiter = asyncio.ensure_future(lease(second, policy, must_not_run))
     await asyncio.sleep(0.05)
-    release.set()
-    assert await holder == ("from the holder", True)
+    assert await holder.finish() == ("from the holder", True)
     assert await waiter == ("from the holder", False)
     assert not await first.has("lease")  # released
 
@@ -158,54 +186,27 @@ async def test_waiters_compute_themselves_when_the_holder_stores_nothing(
     redis_clients: tuple[CacheClient, CacheClient],
 ) -> None:
     first, second = redis_clients
-    entered = asyncio.Event()
-    release = asyncio.Event()
     policy = LeasePolicy(seconds=5, poll_interval=0.01)
-
-    async def uncacheable() -> str:
-        entered.set()
-        await release.wait()
-        return "not stored"
-
-    async def own() -> str:
-        return "computed by the waiter"
-
-    holder = asyncio.ensure_future(
-        run_leased(first, "lease", policy, uncacheable, looking_at(first, "entry")))
-    await entered.wait()
-    waiter = asyncio.ensure_future(
-        run_leased(second, "lease", policy, own, looking_at(second, "entry")))
+    holder = Holder(first, policy, stores=False)
+    await holder.start()
+    waiter = asyncio.ensure_future(lease(second, policy, computed_by_the_waiter))
     await asyncio.sleep(0.05)
     assert not waiter.done()  # it waits while the lease is held ...
-    release.set()
+    assert await holder.finish() == ("not stored", True)
     assert await waiter == ("computed by the waiter", True)  # ... then runs its own
-    assert await holder == ("not stored", True)
 
 
 async def test_waiters_stop_waiting_when_the_lease_runs_out(
     redis_clients: tuple[CacheClient, CacheClient],
 ) -> None:
     first, second = redis_clients
-    release = asyncio.Event()
-    entered = asyncio.Event()
     policy = LeasePolicy(seconds=0.2, poll_interval=0.01)
-
-    async def stuck() -> str:
-        entered.set()
-        await release.wait()
-        return "late"
-
-    async def own() -> str:
-        return "did not wait forever"
-
-    holder = asyncio.ensure_future(
-        run_leased(first, "lease", policy, stuck, looking_at(first, "entry")))
-    await entered.wait()
-    assert await run_leased(second, "lease", policy, own, looking_at(second, "entry")) == (
-        "did not wait forever", True)
+    holder = Holder(first, policy, stores=False)
+    await holder.start()
+    assert await lease(second, policy, computed_by_the_waiter) == (
+        "computed by the waiter", True)  # the holder is still computing
     await second.add("lease", "another owner", timeout=5)  # taken over by someone else
-    release.set()
-    await holder
+    await holder.finish()
     assert await first.get("lease") == "another owner"  # the late holder left it alone
 
 
