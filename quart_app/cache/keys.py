@@ -35,6 +35,7 @@ QueryPairs = list[tuple[str, str]]
 
 
 def qualified_name(function: Callable[..., Any]) -> str:
+    """`module.qualname`: names a decorated function in keys and counts, the same everywhere."""
     return f"{function.__module__}.{function.__qualname__}"
 
 
@@ -171,4 +172,5 @@ def memo_scopes(name: str, arguments: str | None = None) -> list[str]:
 
 
 def memo_keys(name: str, arguments: str) -> EntryKeys:
+    """Keys for one call of a memoized function (`arguments` from `arguments_digest`)."""
     return EntryKeys(f"memo:{name}:{arguments}", tuple(memo_scopes(name, arguments)))

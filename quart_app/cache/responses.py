@@ -46,6 +46,8 @@ def refusal(response: ResponseTypes) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class StoredResponse:
+    """A response as a cache entry: status, headers and body, and when it was stored."""
+
     status: int
     headers: tuple[tuple[str, str], ...]
     body: bytes
@@ -81,12 +83,14 @@ class StoredResponse:
             return None
 
     def to_value(self) -> dict[str, Any]:
+        """The entry as plain values, for the cache's tagged JSON."""
         return {
             "status": self.status, "headers": [list(header) for header in self.headers],
             "body": self.body, "stored_at": self.stored_at, "lifetime": self.lifetime,
         }
 
     def header(self, name: str) -> str | None:
+        """The first value of header `name` (case-insensitive), or None."""
         wanted = name.lower()
         return next((text for key, text in self.headers if key.lower() == wanted), None)
 
@@ -106,5 +110,6 @@ class StoredResponse:
         return max(0, math.floor(self.lifetime) - self.age(now))
 
     def to_response(self, extra_headers: list[tuple[str, str]] | None = None) -> Response:
+        """A new Response for one request (each request may change its own headers)."""
         headers = Headers([*self.headers, *(extra_headers or ())])
         return Response(self.body, status=self.status, headers=headers)

@@ -22,6 +22,8 @@ S = TypeVar("S")
 
 @dataclass(slots=True)
 class CacheRuntime:
+    """One serving app's cache client, with the flights, counts and switches of its decorators."""
+
     client: CacheClient
     #: CACHE_HONOR_NO_CACHE: a request's `Cache-Control: no-cache` recomputes the entry.
     honor_no_cache: bool = False

@@ -20,6 +20,7 @@ class CacheStats:
         self._counts: dict[str, Counter[Outcome]] = {}
 
     def record(self, name: str, outcome: Outcome) -> None:
+        """Count one call of the function `name`."""
         counts = self._counts.get(name)
         if counts is None:
             counts = self._counts[name] = Counter()

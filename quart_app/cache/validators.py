@@ -30,6 +30,7 @@ _NOT_MODIFIED_KEEPS = frozenset({
 
 
 def strong_etag(status: int, content_type: str | None, encoding: str | None, body: bytes) -> str:
+    """A quoted strong ETag: 128 bits of SHA-256 over the representation."""
     content = hashlib.sha256(f"{status}\n{content_type}\n{encoding}\n".encode())
     content.update(body)
     return f'"{content.hexdigest()[:32]}"'
@@ -53,6 +54,7 @@ def make_not_modified(response: ResponseTypes) -> None:
 
 
 def no_cache_requested(request_headers: Headers) -> bool:
+    """Whether the request says `Cache-Control: no-cache`."""
     directives = parse_cache_control_header(request_headers.get("Cache-Control"))
     return bool(directives.no_cache)
 

@@ -190,8 +190,7 @@ class _ViewCall(DecoratedCall):
         )
         if not computed and not self._may_share(produced):
             produced, computed = await self._produce(keys, current), True
-        return self._finish_produced(produced, outcome, fwd=state if state == "stale" else "miss",
-                                     collapsed=not computed)
+        return self._finish_produced(produced, outcome, fwd=outcome, collapsed=not computed)
 
     # --- steps ----------------------------------------------------------------------------
 
