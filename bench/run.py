@@ -407,7 +407,8 @@ def worker_pids(root: int) -> list[int]:
         if b"resource_tracker" in cmdline or b"semaphore_tracker" in cmdline:
             continue
         pids.append(pid)
-    return pids
+    # One worker is served in the server process itself (run.py with --workers 1).
+    return pids or [root]
 
 
 def status_kib(pid: int, field_name: str) -> int:
