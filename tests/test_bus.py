@@ -214,3 +214,19 @@ async def test_origin_only_receivers_run_once_per_insert_across_processes(
     # The shipped insert counter is origin-only too: one insert, counted once.
     stats = await (await first.test_client().get("/api/stats")).get_json()
     assert stats["info_inserts"] == 1
+
+
+async def test_readyz_reports_the_bus(
+    throwaway_redis: ThrowawayRedis, tmp_path: Path, channel: str
+) -> None:
+    app = make_app(tmp_path, throwaway_redis.url, channel, "ready")
+    async with app.test_app():
+        client = app.test_client()
+        await wait_until(lambda: app.extensions["signal_bus"].connected)
+        body = await (await client.get("/readyz")).get_json()
+        assert body["checks"]["signal_bus"]["ok"] is True
+        throwaway_redis.kill()
+        await wait_until(lambda: not app.extensions["signal_bus"].connected)
+        response = await client.get("/readyz")
+        assert response.status_code == 503
+        assert "signal_bus" in (await response.get_json())["down"]

@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import redis as sync_redis
 
 from .blueprints.test_info import reset_mysql_table
 from .server_process import ServerProcess
@@ -38,6 +39,14 @@ def shared_env(tmp_path: Path, cache_url: str, bus_url: str, cache_type: str) ->
     }
 
 
+def subscribers(redis_url: str, channel: str) -> int:
+    client = sync_redis.Redis.from_url(redis_url)
+    try:
+        return int(dict(client.pubsub_numsub(channel))[channel.encode()])
+    finally:
+        client.close()
+
+
 def ids(base: str) -> list[int]:
     return [row["id"] for row in httpx.get(base + "/api/info?limit=100").json()["items"]]
 
@@ -49,7 +58,9 @@ def test_two_instances_read_each_others_writes_and_run_every_receiver_once(
     env = shared_env(tmp_path, redis, redis, "RedisCache")
     with ServerProcess(env=env, log_dir=tmp_path) as first, \
             ServerProcess("--workers", "2", env=env, log_dir=tmp_path) as second:
-        wait_for(lambda: httpx.get(second.base_url + "/readyz").status_code == 200)
+        # Every process (one, and the second instance's two workers) is on the bus.
+        wait_for(lambda: subscribers(redis, env["QUART_SIGNALS_BUS_CHANNEL"]) == 3)
+        assert httpx.get(second.base_url + "/readyz").json()["checks"]["signal_bus"]["ok"]
         assert ids(second.base_url) == []  # cached, empty
         for info_id in range(1, 11):
             writer, reader = (first, second) if info_id % 2 else (second, first)

@@ -26,6 +26,10 @@ async def readyz() -> tuple[dict[str, Any], int, dict[str, str]]:
         "cache": await _cache_check(),
         "database": await _database_check(),
     }
+    bus = current_app.extensions.get("signal_bus")
+    if bus is not None:
+        # Not subscribed yet (or any more): other processes' inserts would go unheard.
+        checks["signal_bus"] = {**bus.stats(), "ok": bus.connected}
     down = [name for name, check in checks.items() if not check["ok"]]
     body = {"status": "unavailable" if down else "ready", "down": down, "checks": checks}
     if down:
