@@ -59,12 +59,15 @@ def _add_signal_bus(app: Quart) -> None:
         )
 
 
+PLAIN_RESULTS = (str, bytes, dict, Response)
+
+
 def _add_schema(app: Quart) -> None:
     """quart-schema for validation and the OpenAPI document, with a fast path in its hook.
 
     QuartSchema wraps `app.make_response` to turn returned models into JSON, and pays for it
-    on every response (6% of a cached read, profiled). Results that cannot hold a model (text,
-    bytes, a finished Response) skip the conversion.
+    on every response (6% of a cached read, profiled). Results that hold no model (text, bytes,
+    a dict, a finished Response, alone or first in a tuple) skip the conversion.
     """
     plain_make_response = app.make_response
     QuartSchema(
@@ -75,7 +78,8 @@ def _add_schema(app: Quart) -> None:
     converting_make_response = app.make_response
 
     async def make_response(result: Any) -> Any:
-        if isinstance(result, str | bytes | Response):
+        value = result[0] if isinstance(result, tuple) and result else result
+        if isinstance(value, PLAIN_RESULTS):
             return await plain_make_response(result)
         return await converting_make_response(result)
 

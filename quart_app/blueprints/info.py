@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from quart import Blueprint, Quart, current_app, url_for
-from quart_schema import validate_querystring, validate_response
+from quart_schema import document_response
 from werkzeug.exceptions import NotFound
 
 from ..cache.views import delete_cached
@@ -17,7 +17,7 @@ from ..db import InfoStore
 from ..extensions import cache
 from ..inserts import insert_info
 from ..schemas import InfoIn, InfoOut, InfoPage, PageQuery
-from ..validation import invalid_field, validate_body
+from ..validation import invalid_field, validate_body, validate_query
 
 info_api = Blueprint("info_api", __name__, url_prefix="/api/info")
 
@@ -29,7 +29,7 @@ def current_store() -> InfoStore:
 
 @info_api.post("")
 @validate_body(InfoIn)
-@validate_response(InfoOut, 201)
+@document_response(InfoOut, 201)
 async def create_info(data: InfoIn) -> tuple[dict[str, Any], int, dict[str, str]]:
     """Insert a row (JSON or form body); 201 with the stored row and its Location."""
     row = await insert_info(current_app, current_store(), data.id, data.name, data.money)
@@ -39,8 +39,8 @@ async def create_info(data: InfoIn) -> tuple[dict[str, Any], int, dict[str, str]
 
 @info_api.get("")
 @cache.cached()
-@validate_querystring(PageQuery)
-@validate_response(InfoPage)
+@validate_query(PageQuery)
+@document_response(InfoPage)
 async def list_info(query_args: PageQuery) -> dict[str, Any]:
     """Rows newest first; `next_cursor` fetches the next, older page."""
     try:
@@ -52,7 +52,7 @@ async def list_info(query_args: PageQuery) -> dict[str, Any]:
 
 @info_api.get("/<int:info_id>")
 @cache.cached()
-@validate_response(InfoOut)
+@document_response(InfoOut)
 async def read_info(info_id: int) -> dict[str, Any]:
     """One row; its 404 is cached too, until the row is inserted."""
     row = await current_store().get(info_id)

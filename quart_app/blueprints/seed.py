@@ -6,7 +6,6 @@ Behind `SEED_ROUTES` (on by default) so a production deploy can leave them out.
 from __future__ import annotations
 
 from quart import Blueprint, current_app, flash, redirect, render_template, url_for
-from quart_schema import validate_querystring
 from werkzeug.exceptions import NotFound
 from werkzeug.wrappers.response import Response as WerkzeugResponse
 
@@ -14,7 +13,7 @@ from ..cache import MISSING
 from ..extensions import cache
 from ..inserts import insert_info
 from ..schemas import InfoIn, LoginForm
-from ..validation import validate_body
+from ..validation import validate_body, validate_query
 from .info import current_store
 
 seed = Blueprint("seed", __name__)
@@ -40,7 +39,7 @@ async def get() -> str:
 
 
 @seed.get("/info")
-@validate_querystring(InfoIn)
+@validate_query(InfoIn)
 async def info(query_args: InfoIn) -> str:
     """`/info?id=5&name=redis&money=588`, as in the tutorial, through the same insert path."""
     await insert_info(
