@@ -1,5 +1,8 @@
 """The ceiling: a bare ASGI callable answering a constant small body, on hypercorn.
 
+The harness serves it through quart_app's own run.py (`run.py --app bench.ceiling:app`), so
+it has run.py's settings and worker model exactly; `main` below is kept for running it alone.
+
 Served with the settings quart_app's run.py uses (hypercorn 0.18 `hypercorn.run.run` with
 2 workers, keep-alive 5 s, graceful timeout 10 s, no access log), so no Quart app served by
 run.py can be faster than this on the same machine. If run.py's settings change, change

@@ -173,9 +173,13 @@ PEERS: dict[str, Peer] = {
     "ceiling": Peer(
         name="ceiling",
         role="ceiling",
+        # Served by run.py itself (its --app option), so the ceiling has exactly run.py's
+        # hypercorn settings and worker model (one SO_REUSEPORT socket per worker).
         command=lambda port, s: [
             str(QUART_PYTHON),
-            str(BENCH / "ceiling.py"),
+            "run.py",
+            "--app",
+            "bench.ceiling:app",
             "--workers",
             str(s.workers),
             "--bind",

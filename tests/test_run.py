@@ -105,3 +105,21 @@ def test_hypercorn_command_line_serves_the_factory(tmp_path: Path) -> None:
     finally:
         if process.poll() is None:
             process.kill()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_busy_port_exits_with_one_clear_line(tmp_path: Path, workers: str) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "run.py", "--workers", workers, "--bind", f"127.0.0.1:{port}"],
+            cwd=REPO, capture_output=True, text=True, timeout=60,
+        )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"quart_app: cannot listen on 127.0.0.1:{port}: [Errno 98] Address already in use"
+    )
