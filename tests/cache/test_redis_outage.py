@@ -125,3 +125,26 @@ async def test_invalidation_dropped_in_an_outage_clears_the_prefix_on_return(
     finally:
         await client.close()
         await raw.close()
+
+
+async def test_a_dropped_invalidation_is_repaired_for_other_processes_without_waiting(
+    throwaway_redis: ThrowawayRedis,
+) -> None:
+    # Another process (`reader`) shares the Redis: it must not keep serving the entry that
+    # `writer` failed to delete, even if `writer` gets no further request.
+    writer = client_for(throwaway_redis.url)
+    reader = client_for(throwaway_redis.url)
+    try:
+        await reader.set("page", "stale")
+        await writer.backend.client.execute_command("CLIENT", "PAUSE", "1000", "ALL")
+        assert await writer.delete("page") is False  # dropped: Redis is paused
+        await asyncio.sleep(1.0)  # the pause ends; `writer` is not called again
+        for _ in range(100):
+            if await reader.get("page", MISSING) is MISSING:
+                break
+            await asyncio.sleep(0.05)
+        assert await reader.get("page", MISSING) is MISSING
+        assert not writer.is_down
+    finally:
+        await writer.close()
+        await reader.close()
