@@ -47,6 +47,38 @@ function M.ack(id)
    M.stats.acked = M.stats.acked + 1
 end
 
+-- This thread's insert ids, from the "base=... stride=..." arguments (see the top).
+local first_id, last_id
+
+function M.init_ids(args)
+   local a = M.parse_args(args)
+   local stride = tonumber(a.stride)
+   first_id = tonumber(a.base) + (tid - 1) * stride
+   last_id = first_id + stride - 1
+end
+
+-- The next unused insert id of this thread, counted as issued.
+function M.next_id()
+   local id = first_id + M.stats.n
+   if id > last_id then error("thread " .. tid .. " ran out of insert ids; raise stride") end
+   M.stats.n = M.stats.n + 1
+   M.stats.issued = M.stats.issued + 1
+   return id
+end
+
+function M.insert_body(id)
+   return '{"id": ' .. id .. ', "name": "bench", "money": "' .. (id % 1000) .. '.50"}'
+end
+
+-- For scripts that only insert: acknowledge `pending` on a 2xx, else count a non-2xx.
+function M.insert_response(pending, status)
+   if status >= 200 and status < 300 then
+      if pending then M.ack(pending) end
+   else
+      M.stats.non2xx = M.stats.non2xx + 1
+   end
+end
+
 -- Publish the per-thread state as globals, where done() can read them with thread:get.
 function M.publish()
    bench_stats = M.stats

@@ -6,30 +6,19 @@ local lib = require("benchlib")
 setup = lib.setup
 done = lib.done
 
-local first, limit, pending
+local pending
 
 function init(args)
-   local a = lib.parse_args(args)
-   local stride = tonumber(a.stride)
-   first = tonumber(a.base) + (tid - 1) * stride
-   limit = first + stride - 1
+   lib.init_ids(args)
    lib.publish()
 end
 
 function request()
-   local id = first + lib.stats.n
-   if id > limit then error("thread " .. tid .. " ran out of insert ids; raise stride") end
-   lib.stats.n = lib.stats.n + 1
-   lib.stats.issued = lib.stats.issued + 1
-   pending = id
-   return wrk.format("GET", "/info?id=" .. id .. "&name=bench&money=" .. (id % 1000) .. ".50")
+   pending = lib.next_id()
+   return wrk.format("GET", "/info?id=" .. pending .. "&name=bench&money=" .. (pending % 1000) .. ".50")
 end
 
 function response(status, headers, body)
-   if status >= 200 and status < 300 then
-      if pending then lib.ack(pending) end
-   else
-      lib.stats.non2xx = lib.stats.non2xx + 1
-   end
+   lib.insert_response(pending, status)
    pending = nil
 end

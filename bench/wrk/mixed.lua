@@ -9,7 +9,6 @@ setup = lib.setup
 done = lib.done
 
 local EVERY = 20          -- one insert in 20 requests
-local first, limit
 local k = 0
 local pending_insert = nil  -- id of the insert in flight
 local check_id = nil        -- id the next list read must contain
@@ -18,10 +17,7 @@ local headers = { ["Content-Type"] = "application/json" }
 local list_request
 
 function init(args)
-   local a = lib.parse_args(args)
-   local stride = tonumber(a.stride)
-   first = tonumber(a.base) + (tid - 1) * stride
-   limit = first + stride - 1
+   lib.init_ids(args)
    list_request = wrk.format("GET", "/api/info")
    -- Stagger the threads so their inserts do not all land in the same instant.
    k = tid % EVERY
@@ -31,14 +27,9 @@ end
 function request()
    k = k + 1
    if check_id == nil and k % EVERY == 0 then
-      local id = first + lib.stats.n
-      if id > limit then error("thread " .. tid .. " ran out of insert ids; raise stride") end
-      lib.stats.n = lib.stats.n + 1
-      lib.stats.issued = lib.stats.issued + 1
-      pending_insert = id
+      pending_insert = lib.next_id()
       checking = nil
-      local body = '{"id": ' .. id .. ', "name": "bench", "money": "' .. (id % 1000) .. '.50"}'
-      return wrk.format("POST", "/api/info", headers, body)
+      return wrk.format("POST", "/api/info", headers, lib.insert_body(pending_insert))
    end
    pending_insert = nil
    checking = check_id
