@@ -36,6 +36,7 @@ from pymysql.constants import COMMAND, ER
 
 from .errors import PoolExhausted, StoreError, StoreUnavailable
 from .pool_settings import PoolSettings
+from .reachability import Reachability
 from .urls import MySQLAddress
 
 log = logging.getLogger("quart_app.db")
@@ -102,7 +103,7 @@ class MySQLPool:
         self._slots_used = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._closed = False
-        self._reachable: bool | None = None
+        self._reachability = Reachability(self._address.display_url, retry_after=3)
         self._timeouts = 0
         self._rejected = 0
         self._created = 0
@@ -341,24 +342,13 @@ class MySQLPool:
             async with asyncio.timeout(timeout):
                 raw = await self._handshake()
         except TimeoutError:
-            raise self._unreachable(f"no answer within {timeout:g}s") from None
+            raise self._reachability.down(f"no answer within {timeout:g}s") from None
         except pymysql.err.MySQLError as exc:
             cause = f" ({exc.__cause__})" if exc.__cause__ else ""
             message = exc.args[1] if len(exc.args) > 1 else str(exc)
-            raise self._unreachable(f"{message}{cause}") from exc
-        if self._reachable is False:
-            log.info("database %s is reachable again", self.display_url)
-        self._reachable = True
+            raise self._reachability.down(f"{message}{cause}") from exc
+        self._reachability.up()
         return raw
-
-    def _unreachable(self, reason: str) -> StoreUnavailable:
-        if self._reachable is not False:
-            log.warning(
-                "database %s is unavailable: %s; connecting again on the next request",
-                self.display_url, reason,
-            )
-        self._reachable = False
-        return StoreUnavailable(f"database unavailable: {reason}", retry_after=3)
 
     async def _handshake(self) -> Any:
         database = self._address.database

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable
 from decimal import Decimal
@@ -15,11 +14,11 @@ import aiosqlite
 from .errors import DuplicateId, StoreError, StoreUnavailable
 from .models import InfoRow
 from .pool_settings import PoolSettings
+from .reachability import Reachability
 from .schema import schema_statements
 from .store import MAX_ID, InfoStore, check_limit, check_new_row, decode_cursor, encode_cursor
 
 T = TypeVar("T")
-log = logging.getLogger("quart_app.db")
 
 # One statement each, so every write is atomic and committed by SQLite itself (the
 # connection runs in autocommit mode): no transaction can be left open by a cancelled task.
@@ -52,7 +51,7 @@ class SQLiteStore(InfoStore):
         self._conn: aiosqlite.Connection | None = None
         self._connect_lock = asyncio.Lock()
         self._closed = False
-        self._reachable: bool | None = None
+        self._reachability = Reachability(f"sqlite:///{path}", retry_after=5)
         self._in_flight = 0
         self._timeouts = 0
 
@@ -156,13 +155,13 @@ class SQLiteStore(InfoStore):
                 if "no such" in message:
                     raise StoreError(f"the database refused the statement: {message}") from exc
                 await self._drop_connection(conn)
-                raise self._unreachable(message) from exc
+                raise self._reachability.down(message) from exc
             except (sqlite3.DatabaseError, ValueError) as exc:
                 if isinstance(exc, sqlite3.IntegrityError):
                     raise
                 # ValueError: aiosqlite's "Connection closed", e.g. during shutdown.
                 await self._drop_connection(conn)
-                raise self._unreachable(str(exc)) from exc
+                raise self._reachability.down(str(exc)) from exc
             finally:
                 self._in_flight -= 1
         raise AssertionError("unreachable")
@@ -176,9 +175,7 @@ class SQLiteStore(InfoStore):
         async with self._connect_lock:
             if self._conn is None:
                 self._conn = await self._connect()
-                if self._reachable is False:
-                    log.info("database %s is reachable again", self.display_url)
-                self._reachable = True
+                self._reachability.up()
             return self._conn
 
     async def _connect(self) -> aiosqlite.Connection:
@@ -203,7 +200,7 @@ class SQLiteStore(InfoStore):
         except (OSError, sqlite3.Error) as exc:
             if conn is not None:
                 conn.stop()
-            raise self._unreachable(str(exc)) from exc
+            raise self._reachability.down(str(exc)) from exc
         except BaseException:
             if conn is not None:
                 conn.stop()
@@ -217,15 +214,6 @@ class SQLiteStore(InfoStore):
                 await conn.close()
             except Exception:
                 conn.stop()
-
-    def _unreachable(self, reason: str) -> StoreUnavailable:
-        if self._reachable is not False:
-            log.warning(
-                "database %s is unavailable: %s; opening it again on the next request",
-                self.display_url, reason,
-            )
-        self._reachable = False
-        return StoreUnavailable(f"database unavailable: {reason}", retry_after=5)
 
 
 def _info_row(row: Any) -> InfoRow:
