@@ -43,6 +43,12 @@ DEFAULTS: dict[str, Any] = {
     # A request's Cache-Control: no-cache makes cached views recompute (off: any client
     # could make every request run the view).
     "CACHE_HONOR_NO_CACHE": False,
+    # RedisCache only: a bounded in-process copy of cached views' and memoized functions'
+    # reads, kept true across processes over the signal bus (see cache/local_tier.py).
+    "CACHE_LOCAL": False,
+    "CACHE_LOCAL_THRESHOLD": 1000,
+    "CACHE_LOCAL_TIMEOUT": 30.0,
+    "CACHE_LOCAL_ACK_TIMEOUT": 1.0,
     "DATABASE_URL": "sqlite:///quart_app.sqlite3",
     "DATABASE_POOL": {},
     # Signals: which shipped receivers are connected, and how background ones run.
@@ -237,6 +243,10 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "CACHE_REDIS_TIMEOUT": as_seconds,
     "CACHE_RETRY_INTERVAL": as_seconds,
     "CACHE_HONOR_NO_CACHE": as_bool,
+    "CACHE_LOCAL": as_bool,
+    "CACHE_LOCAL_THRESHOLD": lambda key, value: as_int(key, value, minimum=1),
+    "CACHE_LOCAL_TIMEOUT": as_seconds,
+    "CACHE_LOCAL_ACK_TIMEOUT": as_seconds,
     "DATABASE_URL": lambda key, value: as_url(key, value, ("mysql", "sqlite")),
     "SIGNAL_LOG": as_bool,
     "SIGNALS_MAX_BACKGROUND": lambda key, value: as_int(key, value, minimum=1),
@@ -264,6 +274,17 @@ def validate(config: MutableMapping[str, Any]) -> None:
     if not isinstance(config["DATABASE_POOL"], Mapping):
         raise ConfigError("DATABASE_POOL", config["DATABASE_POOL"], "a table of pool settings")
     config["RECEIVERS"] = validate_receivers(config["RECEIVERS"])
+    if config["CACHE_LOCAL"]:
+        _require_redis_for_local_tier(config)
+
+
+def _require_redis_for_local_tier(config: MutableMapping[str, Any]) -> None:
+    """The local tier sits in front of Redis, and its evictions travel on the signal bus."""
+    if config["CACHE_TYPE"] != "RedisCache":
+        raise ConfigError("CACHE_LOCAL", True, "CACHE_TYPE = 'RedisCache' (the local tier "
+                          f"sits in front of Redis; {config['CACHE_TYPE']} is already local)")
+    if not config["SIGNALS_BUS_URL"]:
+        config["SIGNALS_BUS_URL"] = config["CACHE_REDIS_URL"]
 
 
 def validate_receivers(value: Any) -> dict[str, bool]:

@@ -104,3 +104,27 @@ def test_a_redis_restart_loses_no_invalidation_for_memory_caches(
         # The second instance must not serve its old page once it is back on the bus.
         wait_for(lambda: ids(second.base_url) == [2, 1])
         assert first.stop() == 0 and second.stop() == 0
+
+
+def test_local_tiers_serve_reads_and_every_instance_reads_an_insert_at_once(
+    tmp_path: Path,
+) -> None:
+    redis = require_service("Redis", REDIS_URL)
+    env = {**shared_env(tmp_path, redis, redis, "RedisCache"), "QUART_CACHE_LOCAL": "true"}
+    with ServerProcess(env=env, log_dir=tmp_path) as first, \
+            ServerProcess("--workers", "2", env=env, log_dir=tmp_path) as second:
+        wait_for(lambda: subscribers(redis, env["QUART_SIGNALS_BUS_CHANNEL"]) == 3)
+        servers = (first, second)
+        for info_id in range(1, 31):
+            writer, reader = servers[info_id % 2], servers[(info_id + 1) % 2]
+            for _ in range(3):  # each worker of the reader copies the page
+                assert ids(reader.base_url) == list(range(info_id - 1, 0, -1))
+            created = httpx.post(writer.base_url + "/api/info",
+                                 json={"id": info_id, "name": "m", "money": "1"})
+            assert created.status_code == 201
+            assert ids(reader.base_url) == list(range(info_id, 0, -1))
+        for server in servers:
+            bus = httpx.get(server.base_url + "/readyz").json()["checks"]["signal_bus"]
+            assert bus["local_tier"]["hits"] > 0
+            assert bus["local_tier"]["evictions_unconfirmed"] == 0
+        assert first.stop() == 0 and second.stop() == 0

@@ -72,6 +72,16 @@ class BoundedMemoryBackend(BaseCache):  # type: ignore[misc]
         while len(entries) > self.max_entries:
             entries.popitem(last=False)
 
+    # Synchronous access, for the local tier, which never needs to wait.
+    read = _live
+    write = _store
+
+    def forget(self, key: str) -> None:
+        self._entries.pop(key, None)
+
+    def forget_all(self) -> None:
+        self._entries.clear()
+
     async def _get(self, key: str, encoding: str = "utf-8", _conn: Any = None) -> str | None:
         return self._live(key)
 
@@ -254,6 +264,23 @@ class PrefixedRedisBackend(RedisCache):  # type: ignore[misc]
         if batch:
             await self.client.unlink(*batch)
         return True
+
+    async def multi_get_with_ttl(self, keys: list[str]) -> list[tuple[str | None, float | None]]:
+        """Each key's value and remaining seconds (None: no expiry), in one round trip."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.get(key)
+                pipe.pttl(key)
+            replies = await pipe.execute()
+        found: list[tuple[str | None, float | None]] = []
+        for value, pttl in zip(replies[::2], replies[1::2], strict=True):
+            if value is None:
+                found.append((None, None))
+            elif pttl == -1:
+                found.append((value.decode(), None))
+            else:  # -2: deleted between the two commands, so keep no copy
+                found.append((value.decode(), max(pttl, 0) / 1000))
+        return found
 
     async def ping(self) -> None:
         await self.client.ping()

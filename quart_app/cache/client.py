@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from aiocache.base import BaseCache
 
 from .backends import REDIS_OUTAGE_ERRORS, BoundedMemoryBackend, NullBackend, PrefixedRedisBackend
+from .local_tier import LocalTier
 from .serialization import ValueSerializer
 
 logger = logging.getLogger("quart_app.cache")
@@ -57,6 +58,9 @@ class CacheSettings:
     redis_pool_size: int = 32
     redis_timeout: float = 1.0
     retry_interval: float = 2.0
+    local: bool = False
+    local_threshold: int = 1000
+    local_timeout: float = 30.0
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> CacheSettings:
@@ -70,6 +74,9 @@ class CacheSettings:
             redis_pool_size=config["CACHE_REDIS_POOL_SIZE"],
             redis_timeout=config["CACHE_REDIS_TIMEOUT"],
             retry_interval=config["CACHE_RETRY_INTERVAL"],
+            local=config["CACHE_LOCAL"],
+            local_threshold=config["CACHE_LOCAL_THRESHOLD"],
+            local_timeout=config["CACHE_LOCAL_TIMEOUT"],
         )
 
 
@@ -99,19 +106,30 @@ class CacheClient:
         self._invalidations_lost = False
         self._suspended = False
         self._probe: asyncio.Task[None] | None = None
+        #: CACHE_LOCAL's in-process copies, in front of Redis (see `local_tier`).
+        self.local: LocalTier | None = None
+        if settings.local and isinstance(self.backend, PrefixedRedisBackend):
+            self.local = LocalTier(self._prefix, settings.local_threshold, settings.local_timeout)
 
     # --- Flask-Caching's API ------------------------------------------------------------
 
     async def get(self, key: str, default: Any = None) -> Any:
-        text = await self._call(self.backend._get, None, self._key(key))
+        full_key = self._key(key)
+        tier = self._serving_tier()
+        if tier is not None and tier.holds(full_key):
+            text = tier.lookup(full_key)
+            if text is None:
+                [text] = await self._read_through(tier, [full_key])
+        else:
+            text = await self._call(self.backend._get, None, full_key)
         return default if text is None else self._serializer.loads(text)
 
     async def set(self, key: str, value: Any, timeout: int | float | None = None) -> bool:
         text = self._serializer.dumps(value)
-        result = await self._call(
-            self.backend._set, False, self._key(key), text, ttl=self._ttl(timeout)
-        )
-        return bool(result)
+        full_key, ttl = self._key(key), self._ttl(timeout)
+        result = bool(await self._call(self.backend._set, False, full_key, text, ttl=ttl))
+        self._copy_written([(full_key, text)], ttl, result)
+        return result
 
     async def add(self, key: str, value: Any, timeout: int | float | None = None) -> bool:
         """Store only if `key` is absent; False when it was already there."""
@@ -125,9 +143,10 @@ class CacheClient:
             return False
 
     async def delete(self, key: str) -> bool:
-        return bool(
-            await self._call(self.backend._delete, 0, self._key(key), invalidates=True)
-        )
+        full_key = self._key(key)
+        deleted = bool(await self._call(self.backend._delete, 0, full_key, invalidates=True))
+        await self._evict_everywhere([full_key])
+        return deleted
 
     async def has(self, key: str) -> bool:
         return bool(await self._call(self.backend._exists, False, self._key(key)))
@@ -138,17 +157,33 @@ class CacheClient:
         Not an invalidation: when it is dropped during an outage nothing is cleared later.
         """
         text = self._serializer.dumps(value)
-        return bool(await self._call(self.backend._delete_if_equal, 0, self._key(key), text))
+        full_key = self._key(key)
+        deleted = bool(await self._call(self.backend._delete_if_equal, 0, full_key, text))
+        await self._evict_everywhere([full_key])
+        return deleted
 
     async def clear(self) -> bool:
         """Remove every key under this app's prefix, and nothing else."""
-        return bool(await self._call(self.backend._clear, False, self._prefix, invalidates=True))
+        cleared = bool(
+            await self._call(self.backend._clear, False, self._prefix, invalidates=True)
+        )
+        await self._evict_everywhere(None)
+        return cleared
 
     async def get_many(self, *keys: str) -> list[Any]:
         """Values in the order of `keys`; a miss is `None`, as in Flask-Caching."""
-        texts = await self._call(
-            self.backend._multi_get, [None] * len(keys), [self._key(key) for key in keys]
-        )
+        full_keys = [self._key(key) for key in keys]
+        tier = self._serving_tier()
+        texts: list[str | None]
+        if tier is None:
+            texts = await self._call(self.backend._multi_get, [None] * len(keys), full_keys)
+        else:
+            texts = [tier.lookup(key) if tier.holds(key) else None for key in full_keys]
+            unread = [index for index, text in enumerate(texts) if text is None]
+            if unread:
+                fetched = await self._read_through(tier, [full_keys[index] for index in unread])
+                for index, text in zip(unread, fetched, strict=True):
+                    texts[index] = text
         return [None if text is None else self._serializer.loads(text) for text in texts]
 
     async def get_dict(self, *keys: str) -> dict[str, Any]:
@@ -161,7 +196,9 @@ class CacheClient:
         pairs = [(self._key(key), self._serializer.dumps(value)) for key, value in mapping.items()]
         if not pairs:
             return []
-        stored = await self._call(self.backend._multi_set, False, pairs, ttl=self._ttl(timeout))
+        ttl = self._ttl(timeout)
+        stored = bool(await self._call(self.backend._multi_set, False, pairs, ttl=ttl))
+        self._copy_written(pairs, ttl, stored)
         return list(mapping) if stored else []
 
     async def delete_many(self, *keys: str) -> list[str]:
@@ -174,9 +211,10 @@ class CacheClient:
 
     async def inc(self, key: str, delta: int = 1) -> int | None:
         """Add `delta` to an integer value (a missing key counts as 0); None on an outage."""
-        result = await self._call(
-            self.backend._increment, None, self._key(key), delta, invalidates=True
-        )
+        full_key = self._key(key)
+        result = await self._call(self.backend._increment, None, full_key, delta,
+                                  invalidates=True)
+        await self._evict_everywhere([full_key])
         return None if result is None else int(result)
 
     async def dec(self, key: str, delta: int = 1) -> int | None:
@@ -237,6 +275,48 @@ class CacheClient:
             await self.backend.close()
         except self._outage_errors as error:
             logger.warning("cache close failed: %s", error)
+
+    # --- the local tier -------------------------------------------------------------------
+
+    def _serving_tier(self) -> LocalTier | None:
+        """The local tier, if it may serve now (never while Redis is failing)."""
+        tier = self.local
+        if tier is None or not tier.serving or self._down_since is not None:
+            return None
+        return tier
+
+    async def _read_through(self, tier: LocalTier, full_keys: list[str]) -> list[str | None]:
+        """Read from Redis, and copy what the tier holds."""
+        epoch = tier.epoch
+        assert isinstance(self.backend, PrefixedRedisBackend)
+        nothing: list[tuple[str | None, float | None]] = [(None, None)] * len(full_keys)
+        found = await self._call(self.backend.multi_get_with_ttl, nothing, full_keys)
+        for key, (text, ttl) in zip(full_keys, found, strict=True):
+            if text is not None and tier.holds(key):
+                tier.keep(key, text, ttl, epoch)
+        return [text for text, _ in found]
+
+    def _copy_written(self, pairs: list[tuple[str, str]], ttl: float | None, stored: bool) -> None:
+        """Copy what this process wrote: the decorators write only entries, which their
+        tokens validate, so another process's copy of an older one needs no eviction."""
+        tier = self._serving_tier()
+        if tier is None or not stored:
+            return
+        for key, text in pairs:
+            if tier.holds(key):
+                tier.keep(key, text, ttl, tier.epoch)
+
+    async def _evict_everywhere(self, full_keys: list[str] | None) -> None:
+        """After a deletion: drop the copies here and in every other process (None: all)."""
+        tier = self.local
+        if tier is None:
+            return
+        if full_keys is not None:
+            full_keys = [key for key in full_keys if tier.holds(key)]
+            if not full_keys:
+                return
+        tier.evict(full_keys)
+        await tier.announce(full_keys)
 
     # --- internals ----------------------------------------------------------------------
 
@@ -317,6 +397,7 @@ class CacheClient:
         """Before the first use after an outage that dropped invalidations."""
         await self.backend._clear(self._prefix)
         self._invalidations_lost = False
+        await self._evict_everywhere(None)
         logger.warning(
             "cache cleared under %r: invalidations were dropped while it was unreachable",
             self._prefix,
