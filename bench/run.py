@@ -85,6 +85,7 @@ class Settings:
     cache: CacheKind = "memory"
     slow_notify_ms: int = 0
     workers: int = 2
+    local_tier: bool = False  # quart_app's CACHE_LOCAL (Redis only); the others ignore it
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,8 @@ def quart_env(s: Settings) -> dict[str, str]:
     # a line per render and per insert, so it logs warnings only, except where the harness
     # counts the "notification sent" lines.
     env["QUART_LOG_LEVEL"] = "INFO" if s.slow_notify_ms else "WARNING"
+    if s.local_tier:
+        env["QUART_CACHE_LOCAL"] = "true"
     if s.slow_notify_ms:
         env["QUART_RECEIVERS__NOTIFY"] = "true"
         env["QUART_NOTIFY_DELAY"] = str(s.slow_notify_ms / 1000)
@@ -238,6 +241,7 @@ class Scenario:
 
 # fmt: off
 MEM, REDIS = Settings(cache="memory"), Settings(cache="redis")
+REDIS_LOCAL = Settings(cache="redis", local_tier=True)
 C32: dict[str, Any] = {"connections": 32, "threads": 32, "inserts": True, "with_ceiling": False}
 
 SCENARIOS: list[Scenario] = [
@@ -251,12 +255,18 @@ SCENARIOS: list[Scenario] = [
              "read.lua", "/api/info", MEM, probes=(LIST_PROBE,)),
     Scenario("list-redis", "3. cached list `/api/info`, Redis", "GET /api/info, Redis cache",
              "read.lua", "/api/info", REDIS, probes=(LIST_PROBE,)),
+    Scenario("list-redis-local", "3. cached list `/api/info`, Redis + local tier",
+             "GET /api/info, Redis cache; quart_app with CACHE_LOCAL (Flask: plain Redis)",
+             "read.lua", "/api/info", REDIS_LOCAL, probes=(LIST_PROBE,)),
     Scenario("insert-url", "4. insert, seed URL, c32", "GET /info?id=..&name=..&money=..",
              "insert_url.lua", settings=MEM, probes=(URL_INSERT_PROBE,), **C32),
     Scenario("insert-post", "4. insert, `POST /api/info`, c32", "POST /api/info (JSON)",
              "insert_post.lua", settings=MEM, probes=(POST_INSERT_PROBE,), **C32),
     Scenario("mixed-redis", "5. mixed 95/5, Redis", "95% GET /api/info, 5% POST, Redis cache",
              "mixed.lua", settings=REDIS, probes=(LIST_PROBE, POST_INSERT_PROBE), **C32),
+    Scenario("mixed-redis-local", "5. mixed 95/5, Redis + local tier",
+             "as mixed-redis; quart_app with CACHE_LOCAL (Flask: plain Redis)", "mixed.lua",
+             settings=REDIS_LOCAL, probes=(LIST_PROBE, POST_INSERT_PROBE), **C32),
     Scenario("mixed-mem", "5. mixed 95/5, memory", "as mixed-redis, per-process memory cache",
              "mixed.lua", settings=MEM, probes=(LIST_PROBE, POST_INSERT_PROBE), **C32),
     Scenario("c1000-get", "6. 1,000 connections `/get`", "GET /get, 1,000 keep-alive clients",
