@@ -20,10 +20,17 @@ from quart.testing import QuartClient
 
 from quart_app import create_app
 
-from .services import MYSQL_URL, REDIS_URL, require_service
+from .services import MYSQL_URL, REDIS_URL, drop_test_database, require_service
 from .throwaway_redis import throwaway_redis  # noqa: F401  (a fixture, shared with every test)
 
 __all__ = ["MYSQL_URL"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_test_database() -> Iterator[None]:
+    yield
+    if "QUART_APP_TEST_MYSQL_URL" not in os.environ:
+        drop_test_database(MYSQL_URL)
 
 
 @pytest.fixture(autouse=True)

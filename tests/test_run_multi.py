@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 import redis as sync_redis
 
 from .blueprints.test_info import reset_mysql_table
@@ -86,10 +87,15 @@ def test_two_instances_read_each_others_writes_and_run_every_receiver_once(
                 assert sorted(seen) == list(range(1, 11))
 
 
-def test_a_redis_restart_loses_no_invalidation_for_memory_caches(
-    tmp_path: Path, throwaway_redis: ThrowawayRedis
+@pytest.mark.parametrize("cache", ["SimpleCache", "RedisCache+local"])
+def test_a_redis_restart_loses_no_invalidation_for_per_process_copies(
+    tmp_path: Path, throwaway_redis: ThrowawayRedis, cache: str
 ) -> None:
-    env = shared_env(tmp_path, throwaway_redis.url, throwaway_redis.url, "SimpleCache")
+    env = shared_env(tmp_path, throwaway_redis.url, throwaway_redis.url,
+                     cache.removesuffix("+local"))
+    if cache.endswith("+local"):
+        env["QUART_CACHE_LOCAL"] = "true"
+        env["QUART_CACHE_RETRY_INTERVAL"] = "0.2"
     with ServerProcess(env=env, log_dir=tmp_path) as first, \
             ServerProcess(env=env, log_dir=tmp_path) as second:
         wait_for(lambda: ids(second.base_url) == [])  # the bus is up and the page is cached

@@ -1,7 +1,7 @@
 """Fixtures for the storage layer: a store per backend, MariaDB pools and an admin connection.
 
-Every MariaDB test starts from an empty `info` table in the quart_app_test database (the
-fixtures drop it, and the store under test creates it again).
+Every MariaDB test starts from an empty `info` table in this test run's own database
+(`quart_app_test_<pid>`; the fixtures drop the table, and the store under test creates it again).
 """
 
 from __future__ import annotations
