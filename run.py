@@ -12,6 +12,7 @@ in-flight requests finish within `graceful_timeout`, run the app's `after_servin
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import signal
 import sys
@@ -20,7 +21,7 @@ from multiprocessing import get_context
 from multiprocessing.connection import wait
 from typing import Any
 
-from hypercorn.asyncio.run import asyncio_worker
+from hypercorn.asyncio.run import asyncio_worker, uvloop_worker
 from hypercorn.config import Config
 from hypercorn.run import run
 
@@ -40,6 +41,8 @@ KNOWN_KEYS = {
     "bind", "workers", "graceful_timeout", "keep_alive_timeout", "accesslog", "errorlog",
     "backlog", "worker_class", "read_timeout", "h11_max_incomplete_size", "access_log_format",
 }
+# hypercorn's "trio" class needs a Trio app (quart-trio); a Quart app runs on asyncio.
+WORKER_FUNCTIONS = {"asyncio": asyncio_worker, "uvloop": uvloop_worker}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -76,6 +79,7 @@ def build_config(args: argparse.Namespace) -> Config:
     workers = settings["workers"]
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ConfigError("hypercorn.workers", workers, "a whole number >= 1")
+    check_worker_class(settings.get("worker_class", "asyncio"))
     config = Config.from_mapping(settings)
     config.application_path = args.app
     # Spawned workers inherit the environment: each app learns how many siblings it has.
@@ -83,6 +87,15 @@ def build_config(args: argparse.Namespace) -> Config:
     # hypercorn's runner serves in this process when workers is 0, and spawns N otherwise.
     config.workers = 0 if workers == 1 else workers
     return config
+
+
+def check_worker_class(worker_class: Any) -> None:
+    if worker_class not in WORKER_FUNCTIONS:
+        raise ConfigError("hypercorn.worker_class", worker_class,
+                          " or ".join(repr(name) for name in WORKER_FUNCTIONS))
+    if worker_class == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        raise ConfigError("hypercorn.worker_class", worker_class,
+                          "uvloop installed (pip install uvloop), or 'asyncio'")
 
 
 def main(argv: list[str]) -> int:
@@ -113,7 +126,7 @@ def serve_workers(config: Config) -> int:
     # decides when to stop, and tells every worker through `shutdown`.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     workers = [
-        context.Process(target=asyncio_worker,
+        context.Process(target=WORKER_FUNCTIONS[config.worker_class],
                         kwargs={"config": config, "sockets": None, "shutdown_event": shutdown})
         for _ in range(config.workers)
     ]

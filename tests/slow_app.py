@@ -1,4 +1,4 @@
-"""quart_app plus two routes only the process tests need: a slow request and the worker pid."""
+"""quart_app plus two routes only the process tests need: a slow request, and the worker pid and loop."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ def create_slow_app() -> Quart:
         return {"slept": seconds}
 
     @app.get("/test/pid")
-    async def pid() -> dict[str, int]:
-        return {"pid": os.getpid()}
+    async def pid() -> dict[str, int | str]:
+        loop = type(asyncio.get_running_loop())
+        return {"pid": os.getpid(), "loop": f"{loop.__module__}.{loop.__qualname__}"}
 
     return app

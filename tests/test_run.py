@@ -83,6 +83,38 @@ def test_bad_setting_exits_with_one_clear_line(tmp_path: Path) -> None:
     )
 
 
+def settings_with_hypercorn(tmp_path: Path, lines: str) -> dict[str, str]:
+    """The repo's settings file with more keys in its [hypercorn] table."""
+    settings = tmp_path / "settings.toml"
+    settings.write_text((REPO / "settings.toml").read_text() + lines + "\n")
+    return {"QUART_APP_SETTINGS": str(settings)}
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_every_worker_runs_on_the_configured_loop(tmp_path: Path, workers: str) -> None:
+    env = settings_with_hypercorn(tmp_path, 'worker_class = "uvloop"')
+    with ServerProcess("--app", SLOW_APP, "--workers", workers, env=env,
+                       log_dir=tmp_path) as server:
+        loops = {}
+        deadline = time.monotonic() + 20
+        while len(loops) < int(workers) and time.monotonic() < deadline:
+            answer = httpx.get(server.base_url + "/test/pid", timeout=5).json()
+            loops[answer["pid"]] = answer["loop"]
+        assert set(loops.values()) == {"uvloop.Loop"}
+        assert server.stop() == 0
+
+
+def test_an_unsupported_worker_class_exits_with_one_clear_line(tmp_path: Path) -> None:
+    env = {**settings_with_hypercorn(tmp_path, 'worker_class = "trio"'), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "run.py"], cwd=REPO, env=env, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "quart_app: bad setting hypercorn.worker_class = 'trio': expected 'asyncio' or 'uvloop'"
+    )
+
+
 def test_hypercorn_command_line_serves_the_factory(tmp_path: Path) -> None:
     port = free_port()
     log = (tmp_path / "hypercorn.log").open("wb")
