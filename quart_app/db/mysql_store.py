@@ -14,7 +14,7 @@ from pymysql.constants import ER
 
 from .errors import DuplicateId, StoreError, StoreUnavailable
 from .models import InfoRow
-from .mysql_pool import MySQLPool, error_code, is_disconnect, is_server_error
+from .mysql_pool import MySQLPool, error_code, is_disconnect
 from .pool_settings import PoolSettings
 from .schema import schema_statements
 from .store import (
@@ -30,8 +30,13 @@ from .urls import MySQLAddress
 T = TypeVar("T")
 log = logging.getLogger("quart_app.db")
 
-# With id NULL, AUTO_INCREMENT picks the id; seq comes from its column default.
-_INSERT = "INSERT INTO info (id, name, money) VALUES (%s, %s, %s)"
+# With id NULL, AUTO_INCREMENT picks the id; seq comes from its column default. The server
+# aborts an insert still running after the limit (a lock wait, say), so a slow insert ends
+# in a definite "not stored" even when its client has stopped waiting.
+_INSERT = (
+    "SET STATEMENT max_statement_time = {seconds:.3f} FOR "
+    "INSERT INTO info (id, name, money) VALUES (%s, %s, %s)"
+)
 _GET = "SELECT id, name, money FROM info WHERE id = %s"
 _FIRST_PAGE = "SELECT id, name, money, seq FROM info ORDER BY seq DESC LIMIT %s"
 _NEXT_PAGE = "SELECT id, name, money, seq FROM info WHERE seq < %s ORDER BY seq DESC LIMIT %s"
@@ -39,6 +44,9 @@ _CHECK_COLUMNS = "SELECT id, name, money, seq FROM info LIMIT 0"
 
 _INSERT_ATTEMPTS = 5
 _RETRYABLE = frozenset({ER.LOCK_DEADLOCK})
+_STATEMENT_TIMEOUT = 1969  # ER_STATEMENT_TIMEOUT (MariaDB): max_statement_time exceeded
+# How much longer than the server's limit the client waits for the server's own answer.
+_SERVER_ANSWER_GRACE = 1.0
 _NO_SUCH_TABLE = 1146
 _BAD_FIELD = 1054
 
@@ -47,24 +55,28 @@ class MySQLStore(InfoStore):
     """`InfoStore` on MySQL/MariaDB.
 
     Autocommit discipline: every pooled connection runs with autocommit on, so a read is
-    one statement that sees the latest committed rows and leaves no transaction open. An
-    insert opens an explicit transaction (BEGIN, INSERT, COMMIT) and `insert()` returns
-    only after COMMIT succeeded. When a statement fails, the transaction is rolled back
-    before the connection goes back to the pool; when the connection itself fails (lost,
-    timed out, task cancelled) it is closed instead, and the server rolls back what was
-    not committed. The pool refuses any connection still inside a transaction.
+    one statement that sees the latest committed rows and leaves no transaction open, and
+    an insert is one statement (one round trip) that the server commits before it answers:
+    `insert()` returns only after that answer. A statement the server refuses (a duplicate
+    id, a deadlock, the insert's time limit) stored nothing. The pool refuses any
+    connection still inside a transaction.
 
     Ids: an insert without an id gets InnoDB's AUTO_INCREMENT value, which is race-free
     without retries; a client-given id moves the counter past itself.
 
-    Retries: a statement that fails because a reused connection turned out dead is run
-    again once on a new connection, but never once COMMIT was sent (the row may be
-    stored; `StoreUnavailable` says so). An insert chosen as a deadlock victim is retried.
+    Retries: a read that fails because a reused connection turned out dead is run again
+    once on a new connection. An insert never is once sent: the server may have committed
+    it before the connection broke, so a lost connection, a client-side timeout or a
+    cancellation after sending leaves its outcome unknown (`StoreUnavailable` says the
+    row may or may not be stored). The pool checks, without a round trip, that an idle
+    connection's server has not hung up before handing it out. An insert chosen as a
+    deadlock victim is retried.
     """
 
     def __init__(self, address: MySQLAddress, settings: PoolSettings) -> None:
         self._settings = settings
         self._pool = MySQLPool(address, settings)
+        self._insert_sql = _INSERT.format(seconds=settings.query_timeout)
         self._schema_ready = False
         self._schema_lock = asyncio.Lock()
 
@@ -116,24 +128,24 @@ class MySQLStore(InfoStore):
 
     async def insert(self, id: int | None, name: str, money: Decimal) -> InfoRow:
         money = check_new_row(id, name, money)
-        attempt = _Insert(id, name, money)
+
+        async def insert_row(raw: Any) -> int:
+            return await _insert_row(raw, self._insert_sql, id, name, money)
+
         try:
-            new_id = await self._execute(attempt.run)
+            new_id = await self._execute(insert_row, resend=False)
         except pymysql.err.MySQLError as exc:
-            if error_code(exc) == ER.DUP_ENTRY and id is not None:
+            code = error_code(exc)
+            if code == ER.DUP_ENTRY and id is not None:
                 raise DuplicateId(id) from None
-            if error_code(exc) in _RETRYABLE:
+            if code in _RETRYABLE:
                 raise StoreUnavailable(f"database busy: {exc}", retry_after=1) from exc
-            raise _store_error(exc) from exc
-        except _CommitOutcomeUnknown:
-            raise
-        except StoreUnavailable as exc:
-            if attempt.committing:
-                raise _CommitOutcomeUnknown(
-                    f"{exc} while committing: the row may or may not be stored",
-                    retry_after=exc.retry_after,
+            if code == _STATEMENT_TIMEOUT:
+                raise StoreUnavailable(
+                    f"the database did not store the row within "
+                    f"{self._settings.query_timeout:g}s; nothing was stored"
                 ) from exc
-            raise
+            raise _store_error(exc) from exc
         return InfoRow(new_id, name, money)
 
     async def get(self, id: int) -> InfoRow | None:
@@ -176,39 +188,50 @@ class MySQLStore(InfoStore):
         except pymysql.err.MySQLError as exc:
             raise _store_error(exc) from exc
 
-    async def _execute(self, op: Callable[[Any], Awaitable[T]]) -> T:
+    async def _execute(self, op: Callable[[Any], Awaitable[T]], *, resend: bool = True) -> T:
         """`_run` after making sure the table exists, again if someone dropped it."""
         await self.ensure_schema()
         try:
-            return await self._run(op)
+            return await self._run(op, resend=resend)
         except pymysql.err.MySQLError as exc:
             if error_code(exc) != _NO_SUCH_TABLE:
                 raise
             self._schema_ready = False
         await self.ensure_schema()
-        return await self._run(op)
+        return await self._run(op, resend=resend)
 
-    async def _run(self, op: Callable[[Any], Awaitable[T]]) -> T:
+    async def _run(self, op: Callable[[Any], Awaitable[T]], *, resend: bool = True) -> T:
         """Run `op` on a pooled connection within `query_timeout`.
 
-        Lost connections become `StoreUnavailable`, after one more try when the lost one
-        came from the idle list. Errors the server reported are raised as they are.
+        Errors the server reported are raised as they are. With `resend`, a lost
+        connection becomes `StoreUnavailable`, after one more try when the lost one came
+        from the idle list. Without it (a write the server may have committed before the
+        connection broke), a lost connection or a timeout is `_WriteOutcomeUnknown`; the
+        client then waits a little past `query_timeout`, for the server's own time limit
+        to answer first.
         """
         timeout = self._settings.query_timeout
+        wait = timeout if resend else timeout + _SERVER_ANSWER_GRACE
         for attempt in (1, 2):
             reused = False
             try:
                 async with self._pool.connection() as conn:
                     reused = conn.reused
-                    async with asyncio.timeout(timeout):
+                    async with asyncio.timeout(wait):
                         return await op(conn.raw)
             except TimeoutError:
+                if not resend:
+                    raise _WriteOutcomeUnknown(
+                        f"the database did not answer within {wait:g}s"
+                    ) from None
                 raise StoreUnavailable(
                     f"the database did not answer within {timeout:g}s", retry_after=3
                 ) from None
             except pymysql.err.MySQLError as exc:
                 if not is_disconnect(exc):
                     raise
+                if not resend:
+                    raise _WriteOutcomeUnknown(f"lost the database connection ({exc})") from exc
                 if attempt == 1 and reused:
                     log.info("database connection found dead (%s); retrying on a new one", exc)
                     continue
@@ -216,52 +239,31 @@ class MySQLStore(InfoStore):
         raise AssertionError("unreachable")
 
 
-class _CommitOutcomeUnknown(StoreUnavailable):
-    """COMMIT was sent but no answer came back: the row may or may not be stored."""
+class _WriteOutcomeUnknown(StoreUnavailable):
+    """A write was sent but no answer came back: the row may or may not be stored."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(f"{cause} after the insert was sent: the row may or may not be stored")
 
 
-class _Insert:
-    """One insert, retried on the same connection when it is a deadlock victim."""
-
-    def __init__(self, id: int | None, name: str, money: Decimal) -> None:
-        self.id = id
-        self.name = name
-        self.money = money
-        self.committing = False
-
-    async def run(self, raw: Any) -> int:
-        self.committing = False
-        for attempt in range(_INSERT_ATTEMPTS):
-            try:
-                return await self._once(raw)
-            except pymysql.err.MySQLError as exc:
-                if not is_server_error(exc):
-                    raise
-                # A refused statement (a duplicate key) leaves the transaction open.
-                await raw.rollback()
-                if error_code(exc) not in _RETRYABLE or attempt == _INSERT_ATTEMPTS - 1:
-                    raise
-            self.committing = False
-            await asyncio.sleep(random.uniform(0, 0.001 * 2 ** min(attempt, 5)))
-        raise AssertionError("unreachable")
-
-    async def _once(self, raw: Any) -> int:
-        await raw.begin()
-        async with raw.cursor() as cur:
-            await cur.execute(_INSERT, (self.id, self.name, self.money))
-            new_id = cur.lastrowid if self.id is None else self.id
-        self.committing = True
+async def _insert_row(raw: Any, sql: str, id: int | None, name: str, money: Decimal) -> int:
+    """Insert one row in one autocommit statement; retried here when a deadlock victim."""
+    for attempt in range(_INSERT_ATTEMPTS):
         try:
-            await raw.commit()
+            async with raw.cursor() as cur:
+                await cur.execute(sql, (id, name, money))
+                new_id = cur.lastrowid if id is None else id
         except pymysql.err.MySQLError as exc:
-            if is_server_error(exc):
+            # A deadlock victim's statement was rolled back whole: sending it again is safe.
+            if error_code(exc) not in _RETRYABLE or attempt == _INSERT_ATTEMPTS - 1:
                 raise
-            # Not retried: the server may have committed before the connection broke.
-            raise _CommitOutcomeUnknown(
-                f"lost the database connection during COMMIT ({exc}): "
-                "the row may or may not be stored"
-            ) from exc
+            await asyncio.sleep(random.uniform(0, 0.001 * 2 ** min(attempt, 5)))
+            continue
+        if raw.get_transaction_status():
+            # Autocommit got switched off: the row would be lost with the connection.
+            raise StoreError("the insert ran inside a transaction; autocommit must be on")
         return int(new_id)
+    raise AssertionError("unreachable")
 
 
 _SCHEMA_LOCK = "quart_app.schema"

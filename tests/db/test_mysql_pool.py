@@ -7,10 +7,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pymysql
 import pytest
 
 from quart_app.db import PoolExhausted, StoreError
 from quart_app.db.mysql_pool import MySQLPool
+from quart_app.db.urls import parse_mysql_url
 
 from .conftest import query
 
@@ -30,8 +32,8 @@ async def server_has(admin: Any, thread_id: int) -> bool:
     return bool(rows)
 
 
-async def wait_until_gone(admin: Any, thread_id: int) -> None:
-    for _ in range(100):
+async def wait_until_gone(admin: Any, thread_id: int, seconds: float = 2) -> None:
+    for _ in range(int(seconds / 0.02)):
         if not await server_has(admin, thread_id):
             return
         await asyncio.sleep(0.02)
@@ -161,6 +163,36 @@ async def test_a_killed_idle_connection_is_not_handed_out(
     await wait_until_gone(admin, victim)
     assert await connection_id(pool) != victim
     assert pool.stats()["in_use"] == 0
+
+
+def kill_behind_the_loops_back(mysql_url: str, thread_id: int) -> None:
+    """KILL a connection and wait until it is gone, without letting the event loop run."""
+    address = parse_mysql_url(mysql_url)
+    killer = pymysql.connect(host=address.host, port=address.port, user=address.user,
+                             password=address.password, autocommit=True)
+    try:
+        with killer.cursor() as cur:
+            cur.execute("KILL %s", (thread_id,))
+            while cur.execute(
+                "SELECT 1 FROM information_schema.PROCESSLIST WHERE ID = %s", (thread_id,)
+            ):
+                time.sleep(0.02)
+    finally:
+        killer.close()
+    time.sleep(0.05)  # for the FIN to cross the loopback
+
+
+async def test_a_hang_up_the_event_loop_has_not_seen_is_caught(
+    make_pool: MakePool, mysql_url: str
+) -> None:
+    pool = make_pool(mincached=0, maxconnections=2)
+    victim = await connection_id(pool)
+    kill_behind_the_loops_back(mysql_url, victim)
+    assert not pool._idle[0].raw._reader.at_eof()
+    async with pool.connection() as conn:
+        assert conn.thread_id != victim
+        assert not conn.reused
+    assert pool.stats()["discarded"] == 1
 
 
 async def test_ping_checks_a_connection_before_handing_it_out(
