@@ -35,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "workers": 1,
     "graceful_timeout": 10,
     "keep_alive_timeout": 5,
+    "backlog": 2048,  # gunicorn's; hypercorn's 100 overflows when 1,000 clients connect at once
     "accesslog": None,
 }
 KNOWN_KEYS = {

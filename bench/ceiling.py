@@ -33,6 +33,7 @@ HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", 
 HYPERCORN_SETTINGS: dict[str, Any] = {
     "keep_alive_timeout": 5,
     "graceful_timeout": 10,
+    "backlog": 2048,
     "accesslog": None,
 }
 

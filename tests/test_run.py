@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+import tomllib
 from pathlib import Path
 
 import httpx
@@ -155,3 +157,25 @@ def test_a_busy_port_exits_with_one_clear_line(tmp_path: Path, workers: str) -> 
     assert result.stderr.strip().splitlines()[-1] == (
         f"quart_app: cannot listen on 127.0.0.1:{port}: [Errno 98] Address already in use"
     )
+
+
+def listen_backlogs(port: int) -> list[int]:
+    """Send-Q of each socket listening on `port`: for a listener, ss shows its backlog."""
+    lines = subprocess.run(
+        ["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    return [int(line.split()[2]) for line in lines]
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2)")
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_every_listening_socket_has_the_configured_backlog(tmp_path: Path, workers: str) -> None:
+    with (REPO / "settings.toml").open("rb") as file:
+        backlog = tomllib.load(file)["hypercorn"]["backlog"]
+    somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    with ServerProcess("--app", SLOW_APP, "--workers", workers, log_dir=tmp_path) as server:
+        # Each worker listens once its app has started: wait for all of them.
+        deadline = time.monotonic() + 20
+        while len(listen_backlogs(server.port)) < int(workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert listen_backlogs(server.port) == [min(backlog, somaxconn)] * int(workers)
