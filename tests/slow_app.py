@@ -1,4 +1,4 @@
-"""quart_app plus two routes only the process tests need: a slow request, and the worker pid and loop."""
+"""quart_app plus routes only the process tests need: a slow request, the worker pid and loop."""
 
 from __future__ import annotations
 

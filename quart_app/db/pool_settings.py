@@ -45,7 +45,9 @@ class PoolSettings:
       was made, not idle time; 0 = never).
     - `connect_timeout`: seconds allowed to open a connection, handshake included.
     - `query_timeout`: seconds one store operation may take on its connection; past it the
-      connection is closed and the operation fails with `StoreUnavailable`.
+      connection is closed and the operation fails with `StoreUnavailable`. An insert is
+      also limited on the server (`max_statement_time`), so one stuck in a lock wait is
+      ended there, definitely unstored, before the client gives up on it.
 
     The SQLite store uses `acquire_timeout` as its busy timeout and ignores the rest.
     """

@@ -59,8 +59,9 @@ class InfoStore(ABC):
         """Store a row, committed before this returns, and give it back.
 
         `id` None lets the store pick the next free id. Raises `DuplicateId` when the id is
-        taken and `StoreUnavailable` when the database cannot be reached; either way
-        nothing is written.
+        taken (nothing written) and `StoreUnavailable` when the database cannot be reached;
+        a `StoreUnavailable` raised after the statement was sent says in its message that
+        the row may or may not be stored (the connection broke before the answer).
         """
 
     @abstractmethod
