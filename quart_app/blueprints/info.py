@@ -6,6 +6,7 @@ The reads are cached views (`cache.cached`); an insert invalidates what it makes
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from quart import Blueprint, Quart, current_app, url_for
@@ -70,5 +71,6 @@ async def forget_cached_reads(app: Quart, row_id: int) -> None:
     client = cache.client_for(app)
     # Built from the URL map, not url_for: receivers also run outside requests (the bus).
     row_path = app.url_map.bind("").build("info_api.read_info", {"info_id": row_id})
-    await delete_cached(client, list_info)
-    await delete_cached(client, read_info, path=row_path)
+    # Together: with the local tier each waits for every process to confirm its eviction.
+    await asyncio.gather(delete_cached(client, list_info),
+                         delete_cached(client, read_info, path=row_path))
