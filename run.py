@@ -16,6 +16,7 @@ import importlib.util
 import os
 import signal
 import sys
+import threading
 import tomllib
 from multiprocessing import get_context
 from multiprocessing.connection import wait
@@ -44,6 +45,7 @@ KNOWN_KEYS = {
 }
 # hypercorn's "trio" class needs a Trio app (quart-trio); a Quart app runs on asyncio.
 WORKER_FUNCTIONS = {"asyncio": asyncio_worker, "uvloop": uvloop_worker}
+PARENT_CHECK_INTERVAL = 1.0
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -113,6 +115,22 @@ def main(argv: list[str]) -> int:
         return 2
 
 
+def run_worker(config: Config, shutdown: Any, parent_pid: int) -> None:
+    """One worker: hypercorn's, binding its own socket, and stopping if the parent dies.
+
+    A parent killed with SIGKILL cannot tell its workers to stop; without this they would
+    keep serving on the port with nobody left to stop them.
+    """
+    def stop_when_orphaned() -> None:
+        while not shutdown.wait(PARENT_CHECK_INTERVAL):
+            if os.getppid() != parent_pid:
+                shutdown.set()
+                return
+
+    threading.Thread(target=stop_when_orphaned, name="parent-watch", daemon=True).start()
+    WORKER_FUNCTIONS[config.worker_class](config=config, sockets=None, shutdown_event=shutdown)
+
+
 def serve_workers(config: Config) -> int:
     """Spawn `config.workers` workers that each bind their own SO_REUSEPORT socket."""
     # Bind once here first: a worker that cannot bind fails only after the app's start-up
@@ -127,8 +145,8 @@ def serve_workers(config: Config) -> int:
     # decides when to stop, and tells every worker through `shutdown`.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     workers = [
-        context.Process(target=WORKER_FUNCTIONS[config.worker_class],
-                        kwargs={"config": config, "sockets": None, "shutdown_event": shutdown})
+        context.Process(target=run_worker,
+                        args=(config, shutdown, os.getpid()))
         for _ in range(config.workers)
     ]
     for worker in workers:

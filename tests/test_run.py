@@ -55,6 +55,23 @@ def test_two_workers_really_run(tmp_path: Path) -> None:
         assert server.output().count("cache closed") == 2
 
 
+def test_workers_stop_when_the_parent_is_killed(tmp_path: Path) -> None:
+    with ServerProcess("--app", SLOW_APP, "--workers", "2", log_dir=tmp_path) as server:
+        pids = set()
+        deadline = time.monotonic() + 20
+        while len(pids) < 2 and time.monotonic() < deadline:
+            pids.add(httpx.get(server.base_url + "/test/pid", timeout=5).json()["pid"])
+        assert server.process is not None
+        server.process.kill()  # SIGKILL: the parent cannot tell anyone
+        server.process.wait(10)
+        deadline = time.monotonic() + 15
+        while pids and time.monotonic() < deadline:
+            pids = {pid for pid in pids if Path(f"/proc/{pid}").exists()
+                    and "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()}
+            time.sleep(0.1)
+        assert not pids, "workers kept running after their parent died"
+
+
 def test_seed_routes_over_http(tmp_path: Path) -> None:
     with ServerProcess(log_dir=tmp_path) as server:
         assert httpx.get(server.base_url + "/get").status_code == 404
