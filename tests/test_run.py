@@ -43,25 +43,28 @@ def test_signal_finishes_in_flight_requests_then_exits_zero(
             httpx.get(server.base_url + "/healthz", timeout=1)
 
 
+def worker_answers(server: ServerProcess, workers: int) -> dict[int, dict[str, str]]:
+    """`/test/pid` from each worker (pid -> answer), or from as many as answered in 20 s."""
+    answers: dict[int, dict[str, str]] = {}
+    deadline = time.monotonic() + 20
+    while len(answers) < workers and time.monotonic() < deadline:
+        # A new connection each time, so the kernel can hand it to either worker.
+        answer = httpx.get(server.base_url + "/test/pid", timeout=5).json()
+        answers[answer["pid"]] = answer
+    return answers
+
+
 def test_two_workers_really_run(tmp_path: Path) -> None:
     with ServerProcess("--app", SLOW_APP, "--workers", "2", log_dir=tmp_path) as server:
-        pids = set()
-        deadline = time.monotonic() + 20
-        while len(pids) < 2 and time.monotonic() < deadline:
-            # A new connection each time, so the kernel can hand it to either worker.
-            pids.add(httpx.get(server.base_url + "/test/pid", timeout=5).json()["pid"])
-        assert len(pids) == 2
+        assert len(worker_answers(server, 2)) == 2
         assert server.stop() == 0
         assert server.output().count("cache closed") == 2
 
 
 def test_workers_stop_when_the_parent_is_killed(tmp_path: Path) -> None:
     with ServerProcess("--app", SLOW_APP, "--workers", "2", log_dir=tmp_path) as server:
-        pids = set()
-        deadline = time.monotonic() + 20
-        while len(pids) < 2 and time.monotonic() < deadline:
-            pids.add(httpx.get(server.base_url + "/test/pid", timeout=5).json()["pid"])
-        assert server.process is not None
+        pids = set(worker_answers(server, 2))
+        assert len(pids) == 2 and server.process is not None
         server.process.kill()  # SIGKILL: the parent cannot tell anyone
         server.process.wait(10)
         deadline = time.monotonic() + 15
@@ -114,12 +117,9 @@ def test_every_worker_runs_on_the_configured_loop(tmp_path: Path, workers: str) 
     env = settings_with_hypercorn(tmp_path, 'worker_class = "uvloop"')
     with ServerProcess("--app", SLOW_APP, "--workers", workers, env=env,
                        log_dir=tmp_path) as server:
-        loops = {}
-        deadline = time.monotonic() + 20
-        while len(loops) < int(workers) and time.monotonic() < deadline:
-            answer = httpx.get(server.base_url + "/test/pid", timeout=5).json()
-            loops[answer["pid"]] = answer["loop"]
-        assert set(loops.values()) == {"uvloop.Loop"}
+        answers = worker_answers(server, int(workers))
+        assert len(answers) == int(workers)
+        assert {answer["loop"] for answer in answers.values()} == {"uvloop.Loop"}
         assert server.stop() == 0
 
 
