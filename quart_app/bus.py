@@ -13,9 +13,15 @@ invalidations from other processes come over the bus, is suspended while the bus
 cleared before it serves again.
 
 The bus also carries the local tier's evictions (CACHE_LOCAL, see `cache.local_tier`): the
-process that deleted a token publishes the keys, every other process drops its copies and
-confirms by pushing to a list named in the message, and the publisher waits (up to
-CACHE_LOCAL_ACK_TIMEOUT) for as many confirmations as PUBLISH counted other subscribers.
+process that deleted a token publishes the keys, every subscribed process (itself included)
+drops its copies and confirms by pushing to a list named in the message, and the publisher
+waits (up to CACHE_LOCAL_ACK_TIMEOUT) for as many confirmations as PUBLISH counted
+subscribers. That count is exact on one Redis server, not across a Redis Cluster.
+
+Whenever messages may have been missed (the subscription dropped, a message could not be
+handled, remote signals arrived faster than their receivers ran), the bus runs the
+`on_disconnect` callbacks and then the `on_reconnect` ones, so every per-process copy is
+emptied before it serves again.
 """
 
 from __future__ import annotations
@@ -43,6 +49,13 @@ logger = logging.getLogger("quart_app.bus")
 VERSION = 1
 EXTENSION_KEY = "signal_bus"
 _OUTAGE = (redis.ConnectionError, redis.TimeoutError, OSError, TimeoutError)
+#: Connections to the bus's Redis: one subscription, publishes, and one per eviction waiting
+#: for its confirmations. When all are busy, callers wait (up to the ack timeout).
+POOL_SIZE = 64
+#: Remote signals waiting for their receivers, at most.
+DELIVERY_QUEUE_SIZE = 1000
+#: Seconds the subscription may take to be confirmed by Redis.
+SUBSCRIBE_TIMEOUT = 5.0
 _SIGNALS_BY_NAME = {signal.name: signal for signal in BROADCAST}
 
 
@@ -80,10 +93,10 @@ class SignalBus:
         self._disconnect_callbacks: list[Callable[[], None]] = []
         self._publish_failing = False
         # Remote signals wait here for their receivers, in order, so that a slow receiver
-        # never holds up an eviction (applied as soon as it is read). Bounded: past it,
-        # the subscriber waits too, and Redis buffers.
+        # never holds up an eviction (applied as soon as it is read).
         self._deliveries: asyncio.Queue[tuple[NamedSignal, dict[str, Any]]] = asyncio.Queue(
-            maxsize=1000)
+            maxsize=DELIVERY_QUEUE_SIZE)
+        self._acknowledgements: set[asyncio.Task[None]] = set()
         app.extensions[EXTENSION_KEY] = self
         app.while_serving(self._serve)
 
@@ -133,14 +146,16 @@ class SignalBus:
                               "evict": {"prefix": prefix,
                                         "keys": None if keys is None else list(keys)}})
         try:
-            receivers = int(await self._client.publish(self.channel, message))
-            # PUBLISH counts this process's own subscriber, which ignores its own messages.
-            expected = receivers - 1 if self.connected else receivers
+            # Every subscriber confirms, this process's own included: it is counted too.
+            expected = int(await self._client.publish(self.channel, message))
             confirmed = await self._await_confirmations(ack_list, expected)
         except _OUTAGE as error:
-            # The bus is down for every process: each one's tier stops serving, and empties
-            # itself before it serves again.
-            logger.warning("signal bus: cannot announce an eviction (%s)", error)
+            # If the bus is down, every process's tier stops serving and is emptied before
+            # it serves again; if only this process cannot reach it, the others' copies
+            # live out CACHE_LOCAL_TIMEOUT.
+            self.evictions_unconfirmed += 1
+            logger.warning("signal bus: cannot announce an eviction (%s); copies in other "
+                           "processes live at most CACHE_LOCAL_TIMEOUT", error)
             return
         self.evictions_announced += 1
         if confirmed < expected:
@@ -169,13 +184,19 @@ class SignalBus:
         if cache.local is not None:
             self._tier = cache.local
             guard_local_tier(self, cache.local)
-        self._client = redis.Redis.from_url(self.url, socket_connect_timeout=2,
-                                            socket_timeout=5, health_check_interval=5)
+        pool = redis.BlockingConnectionPool.from_url(
+            self.url, max_connections=POOL_SIZE, timeout=self._ack_timeout,
+            socket_connect_timeout=2, health_check_interval=5,
+            # Longer than any confirmation wait, so a BLPOP is never cut off as an outage.
+            socket_timeout=max(5.0, self._ack_timeout + 2),
+            client_name=f"quart_app-bus-{self.origin[:12]}",
+        )
+        self._client = redis.Redis(connection_pool=pool)
         loop = asyncio.get_running_loop()
         subscriber = loop.create_task(self._subscribe_forever())
         deliverer = loop.create_task(self._deliver_in_order())
         yield
-        for task in (subscriber, deliverer):
+        for task in (subscriber, deliverer, *self._acknowledgements):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -187,9 +208,10 @@ class SignalBus:
         was_connected = False
         assert self._client is not None
         while True:
-            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._client.pubsub()
             try:
                 await pubsub.subscribe(self.channel)
+                await self._await_subscribed(pubsub)
                 if was_connected:
                     logger.warning("signal bus: subscribed again to %s", self.channel)
                 await self._run_reconnect_callbacks()
@@ -198,19 +220,34 @@ class SignalBus:
                 was_connected = True
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
-                    if message is not None:
+                    if message is not None and message["type"] == "message":
                         await self._deliver(message["data"])
-            except _OUTAGE as error:
+            except Exception as error:
+                if isinstance(error, _OUTAGE):
+                    if self.connected:
+                        logger.warning("signal bus: subscription lost (%s); retrying", error)
+                else:
+                    logger.exception("signal bus: the subscriber failed; subscribing again")
                 if self.connected:
-                    logger.warning("signal bus: subscription lost (%s); retrying", error)
-                    for disconnected in self._disconnect_callbacks:
-                        disconnected()
+                    self._run_disconnect_callbacks()
                 self.connected = False
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
             finally:
                 with contextlib.suppress(*_OUTAGE):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _await_subscribed(self, pubsub: Any) -> None:
+        """Until Redis confirms the subscription, a PUBLISH would not count this process."""
+        async with asyncio.timeout(SUBSCRIBE_TIMEOUT):
+            while True:
+                message = await pubsub.get_message(timeout=SUBSCRIBE_TIMEOUT)
+                if message is not None and message["type"] == "subscribe":
+                    return
+
+    def _run_disconnect_callbacks(self) -> None:
+        for disconnected in self._disconnect_callbacks:
+            disconnected()
 
     async def _run_reconnect_callbacks(self) -> None:
         for callback in self._reconnect_callbacks:
@@ -224,18 +261,29 @@ class SignalBus:
             message = json.loads(raw)
             if not isinstance(message, dict) or message.get("v") != VERSION:
                 raise ValueError(f"unknown message version {message!r:.80}")
-            if message["origin"] == self.origin:
-                return
+            own = message["origin"] == self.origin
             if "evict" in message:
-                await self._evict(message["evict"], message["ack"])
+                self._evict(message["evict"], message["ack"], own)
+                return
+            if own:
                 return
             signal = _SIGNALS_BY_NAME[message["signal"]]
             kwargs = BROADCAST[signal].decode(message["kwargs"])
-        except (ValueError, KeyError, TypeError, ArithmeticError) as error:
+        except Exception as error:
             self.dropped += 1
             logger.warning("signal bus: dropped a malformed message (%s): %.200r", error, raw)
             return
-        await self._deliveries.put((signal, kwargs))
+        try:
+            self._deliveries.put_nowait((signal, kwargs))
+        except asyncio.QueueFull:
+            # Never wait here: evictions behind this message would wait too. The signal is
+            # lost to this process's receivers, so forget every copy it may have kept fresh.
+            self.dropped += 1
+            logger.warning("signal bus: %d remote signals await their receivers; dropped %s "
+                           "and emptied this process's caches", self._deliveries.qsize(),
+                           signal.name)
+            self._run_disconnect_callbacks()
+            await self._run_reconnect_callbacks()
 
     async def _deliver_in_order(self) -> None:
         while True:
@@ -243,14 +291,26 @@ class SignalBus:
             self.delivered += 1
             await send_local(signal, self._app, remote=True, **kwargs)
 
-    async def _evict(self, eviction: dict[str, Any], ack_list: str) -> None:
+    def _evict(self, eviction: dict[str, Any], ack_list: str, own: bool) -> None:
         prefix, keys = eviction["prefix"], eviction["keys"]
-        if not isinstance(prefix, str) or not (keys is None or isinstance(keys, list)):
+        if not isinstance(prefix, str) or not isinstance(ack_list, str) or not (
+                keys is None or (isinstance(keys, list)
+                                 and all(isinstance(key, str) for key in keys))):
             raise ValueError(f"bad eviction {eviction!r:.80}")
-        if self._tier is not None:
+        if self._tier is not None and not own:  # the origin evicted before publishing
             self._tier.evict_remote(prefix, keys)
+        # Confirmed from a task of its own: the subscriber goes on reading at once.
+        task = asyncio.get_running_loop().create_task(self._acknowledge(ack_list))
+        self._acknowledgements.add(task)
+        task.add_done_callback(self._acknowledgements.discard)
+
+    async def _acknowledge(self, ack_list: str) -> None:
         assert self._client is not None
-        async with self._client.pipeline(transaction=False) as pipe:
-            pipe.rpush(ack_list, self.origin)
-            pipe.expire(ack_list, 60)  # a publisher that gave up never pops it
-            await pipe.execute()
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                pipe.rpush(ack_list, self.origin)
+                pipe.expire(ack_list, 60)  # a publisher that gave up never pops it
+                await pipe.execute()
+        except Exception as error:
+            # Unconfirmed, the publisher waits out its timeout and says so.
+            logger.warning("signal bus: cannot confirm an eviction (%s)", error)

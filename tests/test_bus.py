@@ -18,6 +18,7 @@ import pytest
 import redis.asyncio as redis
 from quart import Quart
 
+import quart_app.bus
 from quart_app import create_app
 from quart_app.dispatch import receiver
 from quart_app.signals import info_inserted
@@ -230,3 +231,33 @@ async def test_readyz_reports_the_bus(
         response = await client.get("/readyz")
         assert response.status_code == 503
         assert "signal_bus" in (await response.get_json())["down"]
+
+
+async def test_remote_signals_arriving_faster_than_their_receivers_empty_the_caches(
+    tmp_path: Path, redis_url: str, channel: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(quart_app.bus, "DELIVERY_QUEUE_SIZE", 1)
+    first = make_app(tmp_path, redis_url, channel, "first")
+    second = make_app(tmp_path, redis_url, channel, "second")
+    busy: list[int] = []
+
+    @receiver(info_inserted, second, dispatch_uid="test.stuck_remote")
+    async def stuck(sender: Quart, row: Any, **extra: Any) -> None:
+        busy.append(row.id)
+        await asyncio.sleep(3)
+
+    async with first.test_app(), second.test_app():
+        bus = second.extensions["signal_bus"]
+        await wait_until(lambda: bus.connected and first.extensions["signal_bus"].connected)
+        writer, reader = first.test_client(), second.test_client()
+        await writer.post("/api/info", json={"id": 1, "name": "t", "money": "1"})
+        await wait_until(lambda: busy == [1])  # invalidated; its receivers now stuck
+        assert [row["id"] for row in (await (await reader.get("/api/info")).get_json())[
+            "items"]] == [1]  # cached in the second process
+        # The second insert's signal waits in the queue, the third's finds it full: its
+        # invalidation will never run, so the second process must forget its cache.
+        for info_id in (2, 3):
+            await writer.post("/api/info", json={"id": info_id, "name": "t", "money": "1"})
+        await wait_until(lambda: bus.dropped == 1)
+        page = await (await reader.get("/api/info")).get_json()
+        assert [row["id"] for row in page["items"]] == [3, 2, 1]

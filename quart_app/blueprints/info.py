@@ -72,5 +72,10 @@ async def forget_cached_reads(app: Quart, row_id: int) -> None:
     # Built from the URL map, not url_for: receivers also run outside requests (the bus).
     row_path = app.url_map.bind("").build("info_api.read_info", {"info_id": row_id})
     # Together: with the local tier each waits for every process to confirm its eviction.
-    await asyncio.gather(delete_cached(client, list_info),
-                         delete_cached(client, read_info, path=row_path))
+    # Both run to the end even if one fails, before the insert's response goes out.
+    outcomes = await asyncio.gather(delete_cached(client, list_info),
+                                    delete_cached(client, read_info, path=row_path),
+                                    return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome

@@ -126,21 +126,21 @@ class CacheClient:
 
     async def set(self, key: str, value: Any, timeout: int | float | None = None) -> bool:
         text = self._serializer.dumps(value)
-        full_key, ttl = self._key(key), self._ttl(timeout)
+        full_key, ttl, epoch = self._key(key), self._ttl(timeout), self._epoch()
         result = bool(await self._call(self.backend._set, False, full_key, text, ttl=ttl))
-        self._copy_written([(full_key, text)], ttl, result)
+        self._copy_written([(full_key, text)], ttl, result, epoch)
         return result
 
     async def add(self, key: str, value: Any, timeout: int | float | None = None) -> bool:
         """Store only if `key` is absent; False when it was already there."""
         text = self._serializer.dumps(value)
+        full_key, ttl, epoch = self._key(key), self._ttl(timeout), self._epoch()
         try:
-            return bool(
-                await self._call(self.backend._add, False, self._key(key), text,
-                                 ttl=self._ttl(timeout))
-            )
+            added = bool(await self._call(self.backend._add, False, full_key, text, ttl=ttl))
         except ValueError:
             return False
+        self._copy_written([(full_key, text)], ttl, added, epoch)
+        return added
 
     async def delete(self, key: str) -> bool:
         full_key = self._key(key)
@@ -196,9 +196,9 @@ class CacheClient:
         pairs = [(self._key(key), self._serializer.dumps(value)) for key, value in mapping.items()]
         if not pairs:
             return []
-        ttl = self._ttl(timeout)
+        ttl, epoch = self._ttl(timeout), self._epoch()
         stored = bool(await self._call(self.backend._multi_set, False, pairs, ttl=ttl))
-        self._copy_written(pairs, ttl, stored)
+        self._copy_written(pairs, ttl, stored, epoch)
         return list(mapping) if stored else []
 
     async def delete_many(self, *keys: str) -> list[str]:
@@ -296,15 +296,21 @@ class CacheClient:
                 tier.keep(key, text, ttl, epoch)
         return [text for text, _ in found]
 
-    def _copy_written(self, pairs: list[tuple[str, str]], ttl: float | None, stored: bool) -> None:
-        """Copy what this process wrote: the decorators write only entries, which their
-        tokens validate, so another process's copy of an older one needs no eviction."""
+    def _epoch(self) -> int:
+        return -1 if self.local is None else self.local.epoch
+
+    def _copy_written(
+        self, pairs: list[tuple[str, str]], ttl: float | None, stored: bool, epoch: int
+    ) -> None:
+        """Copy what this process wrote, unless an eviction came in meanwhile (`epoch` is
+        from before the write). The decorators write entries, which their tokens validate,
+        and add new tokens: another process cannot hold an older copy that needs evicting."""
         tier = self._serving_tier()
         if tier is None or not stored:
             return
         for key, text in pairs:
             if tier.holds(key):
-                tier.keep(key, text, ttl, tier.epoch)
+                tier.keep(key, text, ttl, epoch)
 
     async def _evict_everywhere(self, full_keys: list[str] | None) -> None:
         """After a deletion: drop the copies here and in every other process (None: all)."""

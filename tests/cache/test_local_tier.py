@@ -80,6 +80,16 @@ async def listed_ids(app: Quart) -> list[int]:
     return [row["id"] for row in (await response.get_json())["items"]]
 
 
+async def copied_ids(app: Quart) -> list[int]:
+    """The list, read a second time: the whole answer (entry and tokens) is served from the
+    copy the first read made."""
+    await listed_ids(app)
+    hits = tier_of(app).hits
+    ids = await listed_ids(app)
+    assert tier_of(app).hits - hits == 4  # the entry and its three tokens
+    return ids
+
+
 # --- configuration --------------------------------------------------------------------------
 
 
@@ -185,7 +195,7 @@ async def test_reads_hit_the_local_copy_and_an_insert_anywhere_is_read_at_once_e
     assert tier_of(second).hits > hits  # the second read was served from the local copy
     for info_id in range(1, 21):
         writer, reader = (first, second) if info_id % 2 else (second, first)
-        assert await listed_ids(reader) == list(range(info_id - 1, 0, -1))  # copied
+        assert await copied_ids(reader) == list(range(info_id - 1, 0, -1))
         created = await writer.test_client().post(
             "/api/info", json={"id": info_id, "name": "t", "money": "1"})
         assert created.status_code == 201
@@ -210,7 +220,7 @@ async def test_a_slow_remote_receiver_does_not_hold_up_evictions(
             await asyncio.sleep(1.5)
 
     for info_id in range(1, 4):
-        assert await listed_ids(second) == list(range(info_id - 1, 0, -1))  # copied
+        assert await copied_ids(second) == list(range(info_id - 1, 0, -1))
         created = await first.test_client().post(
             "/api/info", json={"id": info_id, "name": "t", "money": "1"})
         assert created.status_code == 201
@@ -264,3 +274,88 @@ async def test_the_tier_serves_nothing_while_the_bus_is_down_and_starts_empty(
         throwaway_redis.start()
         await wait_until(lambda: tier_of(second).serving, timeout=10)
         assert await listed_ids(second) == [1]
+
+
+async def test_an_insert_answers_only_after_every_process_dropped_its_copy(
+    two_apps: tuple[Quart, Quart], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first, second = two_apps
+    bus = second.extensions["signal_bus"]
+    deliver = bus._deliver
+
+    async def late(raw: bytes | str) -> None:
+        await asyncio.sleep(0.3)  # the second process is slow to read the eviction
+        await deliver(raw)
+
+    monkeypatch.setattr(bus, "_deliver", late)
+    for info_id in range(1, 4):
+        assert await copied_ids(second) == list(range(info_id - 1, 0, -1))
+        created = await first.test_client().post(
+            "/api/info", json={"id": info_id, "name": "t", "money": "1"})
+        assert created.status_code == 201
+        assert await listed_ids(second) == list(range(info_id, 0, -1))
+
+
+async def test_a_process_whose_subscription_dropped_forgets_its_copies(
+    two_apps: tuple[Quart, Quart], redis_url: str,
+) -> None:
+    first, second = two_apps
+    bus = second.extensions["signal_bus"]
+    assert await copied_ids(second) == []
+    admin = redis.Redis.from_url(redis_url)
+    try:
+        for client in await admin.client_list(_type="pubsub"):
+            if client["name"] == f"quart_app-bus-{bus.origin[:12]}":
+                await admin.client_kill_filter(_id=client["id"])
+    finally:
+        await admin.aclose()
+    await wait_until(lambda: not bus.connected)
+    # Nobody tells the second process about this insert: it is not subscribed.
+    created = await first.test_client().post(
+        "/api/info", json={"id": 1, "name": "t", "money": "1"})
+    assert created.status_code == 201
+    await wait_until(lambda: bus.connected and tier_of(second).serving)
+    assert await listed_ids(second) == [1]
+
+
+async def test_a_bad_eviction_message_is_dropped_and_the_bus_keeps_working(
+    two_apps: tuple[Quart, Quart], redis_url: str, channel: str, prefix: str,
+) -> None:
+    first, second = two_apps
+    publisher = redis.Redis.from_url(redis_url)
+    try:
+        await publisher.publish(channel, json.dumps(
+            {"v": 1, "origin": "elsewhere", "ack": {"not": "a list name"},
+             "evict": {"prefix": prefix, "keys": None}}))
+    finally:
+        await publisher.aclose()
+    await wait_until(lambda: second.extensions["signal_bus"].dropped == 1)
+    assert await copied_ids(second) == []
+    created = await first.test_client().post(
+        "/api/info", json={"id": 1, "name": "t", "money": "1"})
+    assert created.status_code == 201
+    assert await listed_ids(second) == [1]
+    assert first.extensions["signal_bus"].evictions_unconfirmed == 0
+
+
+async def test_a_subscriber_that_fails_unexpectedly_subscribes_again_with_empty_copies(
+    two_apps: tuple[Quart, Quart], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first, second = two_apps
+    bus = second.extensions["signal_bus"]
+    deliver = bus._deliver
+    failures: list[str] = []
+
+    async def fail_once(raw: bytes | str) -> None:
+        if not failures:
+            failures.append("failed")
+            raise RuntimeError("a bug, not an outage")
+        await deliver(raw)
+
+    monkeypatch.setattr(bus, "_deliver", fail_once)
+    assert await copied_ids(second) == []
+    created = await first.test_client().post(
+        "/api/info", json={"id": 1, "name": "t", "money": "1"})
+    assert created.status_code == 201 and failures
+    await wait_until(lambda: bus.connected and tier_of(second).serving)
+    assert await listed_ids(second) == [1]
