@@ -54,8 +54,17 @@ def tier_of(app: Quart) -> LocalTier:
 
 
 @pytest.fixture
-def prefix() -> str:
-    return f"tier-{uuid.uuid4().hex[:8]}:"
+async def prefix(redis_url: str) -> AsyncIterator[str]:
+    """A key prefix of the test's own, and its keys removed afterwards."""
+    prefix = f"tier-{uuid.uuid4().hex[:8]}:"
+    yield prefix
+    cleaner = redis.Redis.from_url(redis_url)
+    try:
+        keys = [key async for key in cleaner.scan_iter(match=prefix + "*")]
+        if keys:
+            await cleaner.unlink(*keys)
+    finally:
+        await cleaner.aclose()
 
 
 @pytest.fixture
