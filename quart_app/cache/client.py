@@ -104,6 +104,7 @@ class CacheClient:
         self._down_since: float | None = None
         self._retry_at = 0.0
         self._invalidations_lost = False
+        self._forgetting = asyncio.Lock()
         self._suspended = False
         self._probe: asyncio.Task[None] | None = None
         #: CACHE_LOCAL's in-process copies, in front of Redis (see `local_tier`).
@@ -400,9 +401,16 @@ class CacheClient:
                 continue
 
     async def _forget_stale_entries(self) -> None:
-        """Before the first use after an outage that dropped invalidations."""
-        await self.backend._clear(self._prefix)
-        self._invalidations_lost = False
+        """Before the first use after an outage that dropped invalidations.
+
+        Once, however many requests arrive meanwhile: they wait for this clear instead of
+        each scanning the prefix and emptying every process's local tier again.
+        """
+        async with self._forgetting:
+            if not self._invalidations_lost:
+                return
+            await self.backend._clear(self._prefix)
+            self._invalidations_lost = False
         await self._evict_everywhere(None)
         logger.warning(
             "cache cleared under %r: invalidations were dropped while it was unreachable",

@@ -148,3 +148,20 @@ async def test_a_dropped_invalidation_is_repaired_for_other_processes_without_wa
     finally:
         await writer.close()
         await reader.close()
+
+
+async def test_many_requests_after_the_outage_clear_the_prefix_once(
+    throwaway_redis: ThrowawayRedis, caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = client_for(throwaway_redis.url)
+    try:
+        await client.set_many({f"page:{n}": n for n in range(5000)})  # a clear takes a while
+        # As the dropped delete of the test above leaves it (its recovery probe would race
+        # the requests here, so the state is set directly).
+        client._invalidations_lost = True
+        pages = await asyncio.gather(*(client.get(f"page:{n}", MISSING) for n in range(20)))
+        assert all(page is MISSING for page in pages)
+        cleared = [line for line in outage_logs(caplog) if line.startswith("cache cleared")]
+        assert len(cleared) == 1
+    finally:
+        await client.close()
