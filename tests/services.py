@@ -49,6 +49,21 @@ def drop_test_database(url: str) -> None:
         connection.close()
 
 
+def forget_redis_prefix(url: str, prefix: str) -> None:
+    """Remove what a server under test left under its key prefix (the Redis may be gone)."""
+    import redis  # only tests that used Redis get here
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=5)
+    try:
+        keys = list(client.scan_iter(match=prefix + "*"))
+        if keys:
+            client.unlink(*keys)
+    except redis.ConnectionError:
+        pass
+    finally:
+        client.close()
+
+
 def require_service(name: str, url: str) -> str:
     """Return `url` when its server answers; otherwise skip (or fail under CI)."""
     if port_is_open(url):

@@ -4,6 +4,7 @@ and the database going away and coming back under a running server."""
 from __future__ import annotations
 
 import concurrent.futures
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -11,7 +12,7 @@ import pytest
 
 from .blueprints.test_info import reset_mysql_table
 from .server_process import ServerProcess
-from .services import MYSQL_URL, REDIS_URL, require_service
+from .services import MYSQL_URL, REDIS_URL, forget_redis_prefix, require_service
 from .throwaway_mariadb import (  # noqa: F401  (fixtures)
     ThrowawayMariaDB,
     mariadb_datadir_template,
@@ -20,15 +21,19 @@ from .throwaway_mariadb import (  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(params=["sqlite-memory-1", "mariadb-redis-2"])
-def server_env(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[dict[str, str], str]:
+def server_env(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[dict[str, str], str]]:
     if request.param == "sqlite-memory-1":
-        return {"QUART_DATABASE_URL": f"sqlite:///{tmp_path / 'p.sqlite3'}"}, "1"
+        yield {"QUART_DATABASE_URL": f"sqlite:///{tmp_path / 'p.sqlite3'}"}, "1"
+        return
     mysql = require_service("MariaDB", MYSQL_URL)
     redis = require_service("Redis", REDIS_URL)
     reset_mysql_table(mysql)
     prefix = f"run-info-{tmp_path.name}:"
-    return {"QUART_DATABASE_URL": mysql, "QUART_CACHE_TYPE": "RedisCache",
-            "QUART_CACHE_REDIS_URL": redis, "QUART_CACHE_KEY_PREFIX": prefix}, "2"
+    yield {"QUART_DATABASE_URL": mysql, "QUART_CACHE_TYPE": "RedisCache",
+           "QUART_CACHE_REDIS_URL": redis, "QUART_CACHE_KEY_PREFIX": prefix}, "2"
+    forget_redis_prefix(redis, prefix)
 
 
 def test_inserts_and_reads_over_http(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -13,7 +14,7 @@ import redis as sync_redis
 
 from .blueprints.test_info import reset_mysql_table
 from .server_process import ServerProcess
-from .services import MYSQL_URL, REDIS_URL, require_service
+from .services import MYSQL_URL, REDIS_URL, forget_redis_prefix, require_service
 from .throwaway_redis import ThrowawayRedis
 
 
@@ -26,14 +27,27 @@ def wait_for(condition: object, timeout: float = 10.0) -> None:
     raise AssertionError("condition not met in time")
 
 
+#: (Redis URL, key prefix) of each test's servers, for `forget_keys_afterwards`.
+_used_prefixes: list[tuple[str, str]] = []
+
+
+@pytest.fixture(autouse=True)
+def forget_keys_afterwards() -> Iterator[None]:
+    yield
+    while _used_prefixes:
+        forget_redis_prefix(*_used_prefixes.pop())
+
+
 def shared_env(tmp_path: Path, cache_url: str, bus_url: str, cache_type: str) -> dict[str, str]:
     mysql = require_service("MariaDB", MYSQL_URL)
     reset_mysql_table(mysql)
+    prefix = f"multi-{uuid.uuid4().hex[:8]}:"
+    _used_prefixes.append((cache_url, prefix))
     return {
         "QUART_DATABASE_URL": mysql,
         "QUART_CACHE_TYPE": cache_type,
         "QUART_CACHE_REDIS_URL": cache_url,
-        "QUART_CACHE_KEY_PREFIX": f"multi-{uuid.uuid4().hex[:8]}:",
+        "QUART_CACHE_KEY_PREFIX": prefix,
         "QUART_SIGNALS_BUS_URL": bus_url,
         "QUART_SIGNALS_BUS_CHANNEL": f"multi-{uuid.uuid4().hex[:8]}",
         "QUART_VISITS_FLUSH_INTERVAL": "0.2",
