@@ -181,6 +181,29 @@ async def test_a_repeated_read_is_served_without_redis(
     assert await tiered_client.get("view:page") is None
 
 
+async def test_a_read_an_eviction_crossed_is_served_but_not_copied(
+    tiered_client: CacheClient, redis_client: redis.Redis, prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await redis_client.set(prefix + "view:gen", json.dumps("token-1"))
+    backend = tiered_client.backend
+    read = backend.multi_get_with_ttl
+    tier = tiered_client.local
+    assert tier is not None
+
+    async def read_then_evicted(keys: list[str]) -> list[tuple[str | None, float | None]]:
+        found = await read(keys)
+        tier.evict(keys)  # the eviction arrives while the answer is on its way
+        return found
+
+    monkeypatch.setattr(backend, "multi_get_with_ttl", read_then_evicted)
+    assert await tiered_client.get("view:gen") == "token-1"
+    assert tier.stats()["entries"] == 0
+    monkeypatch.setattr(backend, "multi_get_with_ttl", read)
+    assert await tiered_client.get("view:gen") == "token-1"
+    assert tier.stats()["entries"] == 1
+
+
 async def test_keys_outside_the_decorators_always_go_to_redis(
     tiered_client: CacheClient, redis_client: redis.Redis, prefix: str
 ) -> None:
