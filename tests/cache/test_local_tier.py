@@ -385,3 +385,17 @@ async def test_a_subscriber_that_fails_unexpectedly_subscribes_again_with_empty_
     assert created.status_code == 201 and failures
     await wait_until(lambda: bus.connected and tier_of(second).serving)
     assert await listed_ids(second) == [1]
+
+
+async def test_a_remote_insert_is_not_invalidated_again_where_redis_is_shared(
+    two_apps: tuple[Quart, Quart],
+) -> None:
+    first, second = two_apps
+    created = await first.test_client().post(
+        "/api/info", json={"id": 1, "name": "t", "money": "1"})
+    assert created.status_code == 201
+    assert first.extensions["signal_bus"].evictions_announced == 2  # the list and the row
+    await wait_until(lambda: second.extensions["signal_bus"].delivered == 1)
+    await asyncio.sleep(0.1)  # room for the remote receivers to finish
+    # The origin already invalidated the shared Redis and every local copy.
+    assert second.extensions["signal_bus"].evictions_announced == 0
