@@ -12,6 +12,13 @@ is connected to blinker, and it runs this app's receivers:
   off after `SIGNALS_BACKGROUND_TIMEOUT` seconds, and drained at shutdown for up to
   `BACKGROUND_TASK_SHUTDOWN_TIMEOUT` seconds, with a log line for each one cancelled.
 
+Receivers connected with plain blinker (`signal.connect(fn)`, as the tutorial does) are not
+seen by the fan-outs, so the signals themselves are guarded too: quart_app's own signals are
+`GuardedSignal`s, and Quart's built-in ones become `QuartSignal`s once an app uses this
+module, guarded only when sent by such an app (a plain Quart app keeps Quart's semantics).
+A guarded send runs the fan-outs first (the cache invalidation is one), then every other
+receiver, each guarded the same way.
+
 Connect with the `receiver` decorator (Django's `@receiver`, per app); send custom signals
 with `await send(signal, app, **kwargs)`. Sync receivers are accepted and run in Quart's
 thread pool through `app.ensure_async`, which costs a thread hop per call.
@@ -22,18 +29,29 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from types import FunctionType
+from typing import Any, TypeVar
 
-from blinker import ANY, NamedSignal
+import quart.signals
+from blinker import ANY, NamedSignal, Namespace
 from quart import Quart
+from quart.utils import run_sync
 
 logger = logging.getLogger("quart_app.dispatch")
 
 Receiver = Callable[..., Any]
+_Sender = TypeVar("_Sender")
 AsyncReceiver = Callable[..., Awaitable[Any]]
+# blinker's names: what makes a sync receiver awaitable, and an async one callable from sync.
+SyncWrapper = Callable[[Callable[..., Any]], Callable[..., Coroutine[Any, Any, Any]]]
+AsyncWrapper = Callable[[Callable[..., Coroutine[Any, Any, Any]]], Callable[..., Any]]
+# Quart's `app.ensure_async` or `run_sync`, which a SyncWrapper also is.
+ToAsync = Callable[[Callable[..., Any]], Callable[..., Awaitable[Any]]]
+Results = list[tuple[Callable[..., Any], Any]]
 
 _EXTENSION_KEY = "signal_dispatch"
 
@@ -50,14 +68,17 @@ class DuplicateReceiver(Exception):
     """A receiver with this dispatch_uid is already connected to this signal for this app."""
 
 
-def real_app(app: Quart) -> Quart:
+def real_app(app: _Sender) -> _Sender:
     """The app behind `current_app`: blinker tells senders apart by id(), and a proxy's differs."""
     unwrap = getattr(app, "_get_current_object", None)
     return unwrap() if unwrap is not None else app
 
 
 def receiver_name(function: Callable[..., Any]) -> str:
-    return f"{function.__module__}.{function.__qualname__}"
+    # A callable object has neither name of its own: it is named after its class.
+    module = getattr(function, "__module__", None) or type(function).__module__
+    name = getattr(function, "__qualname__", None) or type(function).__qualname__
+    return f"{module}.{name}"
 
 
 @dataclass(slots=True)
@@ -99,6 +120,7 @@ class AppDispatch:
 def app_dispatch(app: Quart) -> AppDispatch:
     dispatch = app.extensions.get(_EXTENSION_KEY)
     if dispatch is None:
+        _guard_quart_signals()
         dispatch = app.extensions[_EXTENSION_KEY] = AppDispatch(app)
 
         @app.after_serving
@@ -141,6 +163,7 @@ def receiver(
         )
         if receivers.fan_out is None:
             receivers.fan_out = _make_fan_out(target, dispatch, receivers)
+            _FAN_OUTS.add(receivers.fan_out)
             receivers.sender = ANY if any_sender else target
             signal.connect(receivers.fan_out, sender=receivers.sender, weak=False)
         return function
@@ -185,15 +208,141 @@ async def send_local(
     sender = real_app(app)
     token = _remote_delivery.set(remote)
     try:
-        await signal.send_async(
-            sender, _sync_wrapper=sender.ensure_async, **kwargs  # type: ignore[arg-type]
-        )
-    except Exception:
-        # Only a receiver connected straight through blinker can get here.
-        logger.exception("a receiver connected outside quart_app.dispatch failed on %s",
-                         signal.name)
+        await _send_guarded(signal, sender, sender.ensure_async, kwargs)
     finally:
         _remote_delivery.reset(token)
+
+
+# Every fan-out `receiver` has connected, so that a guarded send can run them first.
+_FAN_OUTS: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
+
+
+def _is_fan_out(function: Callable[..., Any]) -> bool:
+    return isinstance(function, FunctionType) and function in _FAN_OUTS
+
+
+def _ordered_receivers(signal: NamedSignal, sender: Any) -> list[Callable[..., Any]]:
+    """blinker's receivers for `sender`: quart_app's fan-outs first, then the others."""
+    return sorted(signal.receivers_for(sender), key=lambda function: not _is_fan_out(function))
+
+
+async def _send_guarded(
+    signal: NamedSignal, sender: Any, sync_wrapper: ToAsync | None, kwargs: dict[str, Any]
+) -> Results:
+    """blinker's `send_async`, except for the order and that no receiver's error escapes.
+
+    A receiver that raised has its exception as its result, as in Django's send_robust.
+    """
+    if signal.is_muted:
+        return []
+    wrap: ToAsync
+    if sync_wrapper is not None:
+        wrap = sync_wrapper
+    elif isinstance(sender, Quart):
+        wrap = sender.ensure_async
+    else:
+        wrap = run_sync
+    results: Results = []
+    for function in _ordered_receivers(signal, sender):
+        call = function if inspect.iscoroutinefunction(function) else wrap(function)
+        try:
+            result = await call(sender, **kwargs)
+        except Exception as error:
+            logger.exception("receiver %s failed on %s", receiver_name(function), signal.name)
+            result = error
+        results.append((function, result))
+    return results
+
+
+def _send_sync_guarded(
+    signal: NamedSignal, sender: Any, async_wrapper: AsyncWrapper | None, kwargs: dict[str, Any]
+) -> Results:
+    if signal.is_muted:
+        return []
+    receivers = _ordered_receivers(signal, sender)
+    coroutines = [receiver_name(f) for f in receivers if inspect.iscoroutinefunction(f)]
+    if coroutines and async_wrapper is None:
+        # Refused before any receiver runs: half a send would leave the cache stale.
+        raise RuntimeError(
+            f"{signal.name} has async receivers ({', '.join(coroutines)}): send it with "
+            "`await signal.send_async(app, ...)` or `await quart_app.dispatch.send(...)`"
+        )
+    results: Results = []
+    for function in receivers:
+        call = (async_wrapper(function) if async_wrapper is not None
+                and inspect.iscoroutinefunction(function) else function)
+        try:
+            result = call(sender, **kwargs)
+        except Exception as error:
+            logger.exception("receiver %s failed on %s", receiver_name(function), signal.name)
+            result = error
+        results.append((function, result))
+    return results
+
+
+class GuardedSignal(NamedSignal):
+    """A blinker signal whose receivers, however they were connected, run guarded.
+
+    Sending runs quart_app's fan-outs (the `receiver` registrations, in their order) first,
+    then the receivers connected with plain blinker, each guarded: one that raises is logged
+    with its name and never stops another nor reaches the sender. Sync receivers run through
+    the sender app's `ensure_async`. Everything else is blinker's: sender filtering, weak
+    references, `receivers_for`, `connected_to`, `muted`.
+    """
+
+    def guards(self, sender: Any) -> bool:
+        """Whether a send from `sender` is guarded (always, for quart_app's own signals)."""
+        return True
+
+    async def send_async(
+        self, sender: Any | None = None, /, *, _sync_wrapper: SyncWrapper | None = None,
+        **kwargs: Any,
+    ) -> Results:
+        if not self.guards(sender):
+            return await super().send_async(sender, _sync_wrapper=_sync_wrapper, **kwargs)
+        return await _send_guarded(self, real_app(sender), _sync_wrapper, kwargs)
+
+    def send(
+        self, sender: Any | None = None, /, *, _async_wrapper: AsyncWrapper | None = None,
+        **kwargs: Any,
+    ) -> Results:
+        """Sync receivers only (or pass `_async_wrapper`): an async one is refused up front."""
+        if not self.guards(sender):
+            return super().send(sender, _async_wrapper=_async_wrapper, **kwargs)
+        return _send_sync_guarded(self, real_app(sender), _async_wrapper, kwargs)
+
+
+class GuardedNamespace(Namespace):
+    """A blinker Namespace whose signals are `GuardedSignal`s."""
+
+    def signal(self, name: str, doc: str | None = None) -> GuardedSignal:
+        signal = self.get(name)
+        if not isinstance(signal, GuardedSignal):
+            signal = self[name] = GuardedSignal(name, doc)
+        return signal
+
+
+class QuartSignal(GuardedSignal):
+    """Quart's built-in signals, guarded only when quart_app is in play.
+
+    That is, when the sender is an app using this module, or when one of the receivers is a
+    fan-out (websocket_received and websocket_sent are sent with the message as sender).
+    Any other send keeps Quart's semantics, so a plain Quart app in the same process sees
+    no change.
+    """
+
+    def guards(self, sender: Any) -> bool:
+        if isinstance(sender, Quart) and _EXTENSION_KEY in sender.extensions:
+            return True
+        return any(_is_fan_out(function) for function in self.receivers_for(sender))
+
+
+def _guard_quart_signals() -> None:
+    # Quart sends its module-level signals itself (`signal.send_async(app, ...)`), so the
+    # objects must change class; QuartSignal.guards keeps the change to quart_app's apps.
+    for value in vars(quart.signals).values():
+        if type(value) is NamedSignal:
+            value.__class__ = QuartSignal
 
 
 def _make_fan_out(app: Quart, dispatch: AppDispatch, receivers: SignalReceivers) -> AsyncReceiver:

@@ -1,8 +1,10 @@
 """quart_app's own signals, in one blinker Namespace (Quart's built-in ones are in quart.signals).
 
 Every signal is sent with the app as sender, so a receiver connected for one app never hears
-another app's events. Send them with `quart_app.dispatch.send`, which awaits each receiver in
-the order it was connected and keeps one receiver's failure from the others and the caller.
+another app's events. Send them with `quart_app.dispatch.send`, which awaits each receiver
+(the `receiver` registrations first, in the order connected) and keeps one receiver's failure
+from the others and the caller. They are `GuardedSignal`s, so the same holds for receivers
+connected with plain blinker (`info_inserted.connect(fn)`) and for a direct `send_async`.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from blinker import NamedSignal, Namespace
+from blinker import NamedSignal
 
 from .db import InfoRow
+from .dispatch import GuardedNamespace
 
-_signals = Namespace()
+_signals = GuardedNamespace()
 
 #: Sent by `quart_app.inserts.insert_info` before the INSERT runs (Django's pre_save), with
 #: ``id`` (None when the store assigns it), ``name`` and ``money`` (Decimal).
