@@ -15,9 +15,7 @@ from quart_app.dispatch import connected_names
 from quart_app.receivers.signal_log import all_signals
 from quart_app.signals import info_inserted
 
-
-def messages(caplog: pytest.LogCaptureFixture, logger: str) -> list[str]:
-    return [record.getMessage() for record in caplog.records if record.name == logger]
+from ..support import messages
 
 
 async def test_visits_are_counted_per_route_once_per_request(client: QuartClient) -> None:
