@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 
 import quart.signals
 from blinker import ANY, NamedSignal, Namespace
-from quart import Quart
+from quart import Quart, current_app, has_app_context
 from quart.utils import run_sync
 
 logger = logging.getLogger("quart_app.dispatch")
@@ -325,14 +325,16 @@ class GuardedNamespace(Namespace):
 class QuartSignal(GuardedSignal):
     """Quart's built-in signals, guarded only when quart_app is in play.
 
-    That is, when the sender is an app using this module, or when one of the receivers is a
-    fan-out (websocket_received and websocket_sent are sent with the message as sender).
-    Any other send keeps Quart's semantics, so a plain Quart app in the same process sees
-    no change.
+    That is, when the sender is an app using this module or, for the two signals sent with
+    a websocket message as sender (websocket_received, websocket_sent), when such an app's
+    context is current or one of the receivers is a fan-out. Any other send keeps Quart's
+    semantics, so a plain Quart app in the same process sees no change.
     """
 
     def guards(self, sender: Any) -> bool:
-        if isinstance(sender, Quart) and _EXTENSION_KEY in sender.extensions:
+        if isinstance(sender, Quart):
+            return _EXTENSION_KEY in sender.extensions
+        if has_app_context() and _EXTENSION_KEY in current_app.extensions:
             return True
         return any(_is_fan_out(function) for function in self.receivers_for(sender))
 

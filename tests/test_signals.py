@@ -18,13 +18,15 @@ from typing import Any
 
 import pytest
 from blinker import ANY, NamedSignal
-from quart import Quart
+from quart import Quart, websocket
 from quart.signals import (
     before_render_template,
     got_request_exception,
     message_flashed,
     request_finished,
     template_rendered,
+    websocket_received,
+    websocket_sent,
 )
 
 from quart_app import create_app
@@ -337,3 +339,33 @@ async def test_a_plain_quart_app_keeps_quart_s_semantics(
         async with plain.test_app():
             # Quart's own behaviour: a raising receiver is the request's error.
             assert (await plain.test_client().get("/")).status_code == 500
+
+
+@pytest.mark.parametrize(("signal", "signal_log"), [
+    pytest.param(websocket_sent, False, id="websocket_sent"),
+    pytest.param(websocket_received, True, id="websocket_received"),
+])
+async def test_raising_plain_receivers_on_websocket_messages_never_break_the_socket(
+    signal: NamedSignal, signal_log: bool, sqlite_config: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Sent with the message as sender: guarded in a quart_app app's context (websocket_sent)
+    # or when a quart_app receiver listens (websocket_received, here SIGNAL_LOG's).
+    caplog.set_level(logging.DEBUG, logger="quart_app.signals")
+    with connected(signal, *TUTORIAL_RECEIVERS):
+        app = create_app({**sqlite_config, "SIGNAL_LOG": signal_log})
+
+        @app.websocket("/ws")
+        async def echo() -> None:
+            await websocket.send(await websocket.receive())
+            await websocket.send("again")
+
+        async with app.test_app():
+            async with app.test_client().websocket("/ws") as socket:
+                await socket.send("hi")
+                assert await socket.receive() == "hi"
+                assert await socket.receive() == "again"
+    assert {"sync", "async"} <= set(heard)
+    assert set(failures(caplog, signal)) == BROKEN_NAMES
+    if signal_log:
+        assert f"signal {signal.name}: " in " ".join(messages(caplog, "quart_app.signals"))
