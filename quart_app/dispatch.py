@@ -44,8 +44,8 @@ from quart.utils import run_sync
 logger = logging.getLogger("quart_app.dispatch")
 
 Receiver = Callable[..., Any]
-_Sender = TypeVar("_Sender")
 AsyncReceiver = Callable[..., Awaitable[Any]]
+_Sender = TypeVar("_Sender")
 # blinker's names: what makes a sync receiver awaitable, and an async one callable from sync.
 SyncWrapper = Callable[[Callable[..., Any]], Callable[..., Coroutine[Any, Any, Any]]]
 AsyncWrapper = Callable[[Callable[..., Coroutine[Any, Any, Any]]], Callable[..., Any]]
@@ -208,7 +208,7 @@ async def send_local(
     sender = real_app(app)
     token = _remote_delivery.set(remote)
     try:
-        await _send_guarded(signal, sender, sender.ensure_async, kwargs)
+        await _send_guarded(signal, sender, None, kwargs)
     finally:
         _remote_delivery.reset(token)
 
