@@ -212,14 +212,21 @@ async def test_a_sync_send_with_async_receivers_is_refused_before_any_runs(
     assert heard == []
 
 
+class BrokenCallable:
+    def __call__(self, sender: Any, **extra: Any) -> None:
+        raise RuntimeError("callable object bug")
+
+
 def test_a_sync_send_with_sync_receivers_is_guarded(caplog: pytest.LogCaptureFixture) -> None:
     signal = GuardedSignal("test-sync-only")
-    signal.connect(broken_sync)
-    signal.connect(record_sync)
+    broken_object = BrokenCallable()  # named after its class: it has no name of its own
+    for function in (broken_sync, broken_object, record_sync):
+        signal.connect(function)
     results = signal.send("anyone")
     assert heard == ["sync"]
     assert isinstance(dict(results)[broken_sync], RuntimeError)
-    assert failures(caplog, signal) == ["receiver tests.test_signals.broken_sync failed on"]
+    assert failures(caplog, signal) == ["receiver tests.test_signals.BrokenCallable failed on",
+                                        "receiver tests.test_signals.broken_sync failed on"]
 
 
 async def test_sender_filtering_and_muting_stay_blinker_s(sqlite_config: dict[str, Any]) -> None:
