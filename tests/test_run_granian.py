@@ -140,3 +140,12 @@ def test_bad_server_settings_exit_2_with_one_line(args: tuple[str, ...], words: 
     assert result.returncode == 2, result.stderr
     assert [line for line in result.stderr.splitlines() if words in line], result.stderr
     assert "Traceback" not in result.stderr and "usage:" not in result.stderr
+
+
+def test_the_settings_file_can_choose_granian(tmp_path: Path) -> None:
+    settings = tmp_path / "settings.toml"
+    settings.write_text('[hypercorn]\nserver = "granian"\n')
+    with ServerProcess(env={"QUART_APP_SETTINGS": str(settings)}, log_dir=tmp_path) as server:
+        answer = httpx.get(server.base_url + "/healthz", timeout=5)
+        assert answer.status_code == 200
+        assert answer.headers["server"] == "granian"
