@@ -62,6 +62,9 @@ HitListener = Callable[[str], None]
 RequestIdMaker = Callable[[str], str]
 
 _METHODS = frozenset({"GET", "HEAD"})
+# Paths whose route was matched, and what it is: most requests repeat a few paths, and a
+# route match costs more than the rest of a miss here. Emptied when full (paths can be many).
+_MATCHES_KEPT = 4096
 _VARY = "vary"
 
 
@@ -78,6 +81,7 @@ class FastHits:
         self.request_id = request_id
         self.on_hit = on_hit
         self._adapter: MapAdapter | None = None
+        self._matches: dict[tuple[str, str], tuple[CachedView, str, str] | None] = {}
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -98,6 +102,17 @@ class FastHits:
         await self.inner(scope, receive, send)
 
     def _match(self, path: str, method: str) -> tuple[CachedView, str, str] | None:
+        key = (path, method)
+        try:
+            return self._matches[key]
+        except KeyError:
+            pass
+        if len(self._matches) >= _MATCHES_KEPT:
+            self._matches.clear()
+        matched = self._matches[key] = self._match_route(path, method)
+        return matched
+
+    def _match_route(self, path: str, method: str) -> tuple[CachedView, str, str] | None:
         if self._adapter is None:
             if self.app.url_map.host_matching:
                 return None
