@@ -26,7 +26,7 @@ from hypercorn.asyncio.run import asyncio_worker, uvloop_worker
 from hypercorn.config import Config
 from hypercorn.run import run
 
-from quart_app import create_app
+from quart_app import create_app, granian_server
 from quart_app.config import settings_file_path
 from quart_app.errors import ConfigError
 
@@ -38,13 +38,16 @@ DEFAULTS: dict[str, Any] = {
     "keep_alive_timeout": 5,
     "backlog": 2048,  # gunicorn's; hypercorn's 100 overflows when 1,000 clients connect at once
     "accesslog": None,
+    "server": "hypercorn",
 }
 KNOWN_KEYS = {
     "bind", "workers", "graceful_timeout", "keep_alive_timeout", "accesslog", "errorlog",
     "backlog", "worker_class", "read_timeout", "h11_max_incomplete_size", "access_log_format",
+    "server",
 }
 # hypercorn's "trio" class needs a Trio app (quart-trio); a Quart app runs on asyncio.
 WORKER_FUNCTIONS = {"asyncio": asyncio_worker, "uvloop": uvloop_worker}
+SERVERS = ("hypercorn", "granian")
 PARENT_CHECK_INTERVAL = 1.0
 
 
@@ -52,6 +55,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bind", action="append", help="HOST:PORT to listen on (repeatable)")
     parser.add_argument("--workers", type=int, help="worker processes (default 1)")
+    parser.add_argument("--server",
+                        help="hypercorn (default) or granian")
     parser.add_argument(
         "--app", default=DEFAULT_APPLICATION,
         help=f"the application to serve, as module:callable() (default {DEFAULT_APPLICATION})",
@@ -73,8 +78,14 @@ def hypercorn_settings() -> dict[str, Any]:
     return settings
 
 
-def build_config(args: argparse.Namespace) -> Config:
+def serving_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The `[hypercorn]` table with the command line's overrides, checked."""
     settings = hypercorn_settings()
+    if args.server is not None:
+        settings["server"] = args.server
+    if settings["server"] not in SERVERS:
+        raise ConfigError("hypercorn.server", settings["server"],
+                          " or ".join(repr(name) for name in SERVERS))
     if args.bind:
         settings["bind"] = args.bind
     if args.workers is not None:
@@ -83,10 +94,15 @@ def build_config(args: argparse.Namespace) -> Config:
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ConfigError("hypercorn.workers", workers, "a whole number >= 1")
     check_worker_class(settings.get("worker_class", "asyncio"))
-    config = Config.from_mapping(settings)
-    config.application_path = args.app
     # Spawned workers inherit the environment: each app learns how many siblings it has.
     os.environ["QUART_WORKERS"] = str(workers)
+    return settings
+
+
+def build_config(settings: dict[str, Any], application: str) -> Config:
+    config = Config.from_mapping({k: v for k, v in settings.items() if k != "server"})
+    config.application_path = application
+    workers: int = settings["workers"]
     # hypercorn's runner serves in this process when workers is 0, and spawns N otherwise.
     config.workers = 0 if workers == 1 else workers
     return config
@@ -102,13 +118,20 @@ def check_worker_class(worker_class: Any) -> None:
 
 
 def main(argv: list[str]) -> int:
+    args = parse_args(argv)
     try:
-        config = build_config(parse_args(argv))
+        settings = serving_settings(args)
+        config = build_config(settings, args.app)
         create_app()  # fail here, once and readably, rather than in every worker
+        if settings["server"] == "granian":
+            granian_server.server_options(settings)  # its own limits, before anything starts
     except ConfigError as error:
         print(f"quart_app: {error}", file=sys.stderr)
         return 2
     try:
+        if settings["server"] == "granian":
+            check_bind(config)
+            return granian_server.serve(settings, args.app)
         return run(config) if config.workers == 0 else serve_workers(config)
     except OSError as error:
         print(f"quart_app: cannot listen on {', '.join(config.bind)}: {error}", file=sys.stderr)
@@ -131,14 +154,19 @@ def run_worker(config: Config, shutdown: Any, parent_pid: int) -> None:
     WORKER_FUNCTIONS[config.worker_class](config=config, sockets=None, shutdown_event=shutdown)
 
 
+def check_bind(config: Config) -> None:
+    """Raise OSError now if an address cannot be bound, before any worker starts."""
+    sockets = config.create_sockets()
+    for sock in (*sockets.secure_sockets, *sockets.insecure_sockets, *sockets.quic_sockets):
+        sock.close()
+
+
 def serve_workers(config: Config) -> int:
     """Spawn `config.workers` workers that each bind their own SO_REUSEPORT socket."""
     # Bind once here first: a worker that cannot bind fails only after the app's start-up
     # has opened its resources, and then never exits. A bound socket that does not listen
     # takes no connections, so closing these at once is all the check costs.
-    sockets = config.create_sockets()
-    for sock in (*sockets.secure_sockets, *sockets.insecure_sockets, *sockets.quic_sockets):
-        sock.close()
+    check_bind(config)
     context = get_context("spawn")
     shutdown = context.Event()
     # Workers ignore SIGINT (a terminal's Ctrl-C reaches the whole group): the parent alone

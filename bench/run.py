@@ -130,18 +130,29 @@ def flask_env(s: Settings) -> dict[str, str]:
     }
 
 
+def quart_command(*extra: str) -> Callable[[int, Settings], list[str]]:
+    """run.py with the peer's own arguments, the run's worker count and a fresh port."""
+    return lambda port, s: [
+        str(QUART_PYTHON), "run.py", *extra, "--workers", str(s.workers),
+        "--bind", f"127.0.0.1:{port}",
+    ]
+
+
 PEERS: dict[str, Peer] = {
     "quart_app": Peer(
         name="quart_app",
         role="quart_app",
-        command=lambda port, s: [
-            str(QUART_PYTHON),
-            "run.py",
-            "--workers",
-            str(s.workers),
-            "--bind",
-            f"127.0.0.1:{port}",
-        ],
+        command=quart_command(),
+        env=quart_env,
+        cwd=REPO,
+        ready_path="/healthz",
+        notify_log=re.compile(r"notification sent"),
+    ),
+    # The same app and settings on granian (run.py --server granian).
+    "granian": Peer(
+        name="granian",
+        role="quart_app",
+        command=quart_command("--server", "granian"),
         env=quart_env,
         cwd=REPO,
         ready_path="/healthz",
@@ -173,21 +184,21 @@ PEERS: dict[str, Peer] = {
         ready_path="/",
         notify_log=re.compile(r"notification delivered"),
     ),
+    # Served by run.py itself (its --app option), so the ceiling has exactly run.py's
+    # settings and worker model on each server.
     "ceiling": Peer(
         name="ceiling",
         role="ceiling",
-        # Served by run.py itself (its --app option), so the ceiling has exactly run.py's
-        # hypercorn settings and worker model (one SO_REUSEPORT socket per worker).
-        command=lambda port, s: [
-            str(QUART_PYTHON),
-            "run.py",
-            "--app",
-            "bench.ceiling:app",
-            "--workers",
-            str(s.workers),
-            "--bind",
-            f"127.0.0.1:{port}",
-        ],
+        command=quart_command("--app", "bench.ceiling:app"),
+        env=lambda s: {},
+        cwd=REPO,
+        ready_path="/",
+        probe=False,
+    ),
+    "ceiling-granian": Peer(
+        name="ceiling-granian",
+        role="ceiling",
+        command=quart_command("--server", "granian", "--app", "bench.ceiling:app"),
         env=lambda s: {},
         cwd=REPO,
         ready_path="/",
@@ -898,7 +909,7 @@ def settings_drift() -> str:
     for key, ours in sorted(HYPERCORN_SETTINGS.items()):
         if key in theirs and theirs[key] != ours:
             diffs.append(f"{key}: run.py {theirs[key]!r}, ceiling {ours!r}")
-    for key in sorted(set(theirs) - set(HYPERCORN_SETTINGS) - {"bind", "workers"}):
+    for key in sorted(set(theirs) - set(HYPERCORN_SETTINGS) - {"bind", "workers", "server"}):
         diffs.append(f"{key}: run.py {theirs[key]!r}, ceiling hypercorn's default")
     return "; ".join(diffs)
 
@@ -935,17 +946,24 @@ def report(
     args: argparse.Namespace,
     started: dt.datetime,
 ) -> str:
-    order = ["quart_app", "flask", "ceiling"]
+    order = [name for name in PEERS if any(r.peer == name for r in records)]
+    short = {"quart_app": "q", "granian": "g", "flask": "F", "ceiling": "c",
+             "ceiling-granian": "cg"}
+    compared = [name for name in order if name != "flask"]
+    each = " / ".join(short[name] for name in order)
     lines = [
         f"Run {started:%Y-%m-%d %H:%M} UTC, {args.runs} runs per peer, {args.duration} s each "
         f"after {args.warmup} s warm-up, peers alternating; medians.",
         "",
         f"Machine: {machine_line()}.",
         "",
-        "| scenario | req/s quart_app | req/s Flask | req/s ceiling | quart_app/Flask "
-        "| quart_app/ceiling | p50 ms q / F / c | p99 ms q / F / c | errors q / F / c "
-        "| worker RSS MiB q / F / c | checks |",
-        "|---|---:|---:|---:|---:|---:|---|---|---|---|---|",
+        "Peers: " + ", ".join(f"{short[name]} = {name}" for name in order) + ".",
+        "",
+        "| scenario | "
+        + " | ".join(f"req/s {short[name]}" for name in order)
+        + "".join(f" | {short[name]}/F" for name in compared if "flask" in order)
+        + f" | p50 ms {each} | p99 ms {each} | errors {each} | worker RSS MiB {each} | checks |",
+        "|---|" + "---:|" * (len(order) + len(compared) * ("flask" in order)) + "---|" * 5,
     ]
     for sc in scenarios:
         by_peer: dict[str, list[RunRecord]] = {
@@ -954,23 +972,23 @@ def report(
         }
         rps = {p: med([r.rps for r in rs]) for p, rs in by_peer.items()}
 
-        def trio(getter: Callable[[list[RunRecord]], str], by: dict[str, list[RunRecord]]) -> str:
+        def per_peer(getter: Callable[[list[RunRecord]], str],
+                     by: dict[str, list[RunRecord]]) -> str:
             return " / ".join(getter(by[p]) if by[p] else "—" for p in order)
 
+        ratios = ([ratio(rps[name], rps["flask"]) if by_peer[name] else "—"
+                   for name in compared] if "flask" in order else [])
         lines.append(
             "| "
             + " | ".join(
                 [
                     sc.title,
-                    fmt(rps["quart_app"]),
-                    fmt(rps["flask"]),
-                    fmt(rps["ceiling"]),
-                    ratio(rps["quart_app"], rps["flask"]),
-                    ratio(rps["quart_app"], rps["ceiling"]),
-                    trio(lambda rs: fmt(med([r.p50_ms for r in rs]), 1), by_peer),
-                    trio(lambda rs: fmt(med([r.p99_ms for r in rs]), 1), by_peer),
-                    trio(lambda rs: str(sum(r.errors for r in rs)), by_peer),
-                    trio(lambda rs: fmt(med([r.rss_peak_mib for r in rs]), 0), by_peer),
+                    *(fmt(rps[name]) if by_peer[name] else "—" for name in order),
+                    *ratios,
+                    per_peer(lambda rs: fmt(med([r.p50_ms for r in rs]), 1), by_peer),
+                    per_peer(lambda rs: fmt(med([r.p99_ms for r in rs]), 1), by_peer),
+                    per_peer(lambda rs: str(sum(r.errors for r in rs)), by_peer),
+                    per_peer(lambda rs: fmt(med([r.rss_peak_mib for r in rs]), 0), by_peer),
                     checks_cell(sc, by_peer),
                 ]
             )
@@ -1011,7 +1029,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="2 s runs")
     parser.add_argument("--timeout", type=int, default=5, help="wrk request timeout, s")
     parser.add_argument("--scenarios", default="", help="comma-separated keys (default all)")
-    parser.add_argument("--peers", default="quart_app,flask,ceiling")
+    parser.add_argument("--peers", default="quart_app,granian,flask,ceiling,ceiling-granian")
     parser.add_argument("--keep-data", action="store_true", help="do not empty `info` first")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.md")
     parser.add_argument("--list", action="store_true", help="list the scenarios and exit")

@@ -43,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     # A request's Cache-Control: no-cache makes cached views recompute (off: any client
     # could make every request run the view).
     "CACHE_HONOR_NO_CACHE": False,
+    "CACHE_FAST_HITS": True,
     # RedisCache only: a bounded in-process copy of cached views' and memoized functions'
     # reads, kept true across processes over the signal bus (see cache/local_tier.py).
     "CACHE_LOCAL": False,
@@ -243,6 +244,7 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "CACHE_REDIS_TIMEOUT": as_seconds,
     "CACHE_RETRY_INTERVAL": as_seconds,
     "CACHE_HONOR_NO_CACHE": as_bool,
+    "CACHE_FAST_HITS": as_bool,
     "CACHE_LOCAL": as_bool,
     "CACHE_LOCAL_THRESHOLD": lambda key, value: as_int(key, value, minimum=1),
     "CACHE_LOCAL_TIMEOUT": as_seconds,

@@ -22,11 +22,15 @@ def current_request_id() -> str | None:
     return request_id
 
 
+def request_id_from(given: str) -> str:
+    """The id of a request that sent `given` as its X-Request-ID: that, if sane, else a new one."""
+    return given if _ACCEPTABLE.fullmatch(given) else uuid.uuid4().hex
+
+
 def init_app(app: Quart) -> None:
     @app.before_request
     async def assign_request_id() -> None:
-        given = request.headers.get(HEADER, "")
-        g.request_id = given if _ACCEPTABLE.fullmatch(given) else uuid.uuid4().hex
+        g.request_id = request_id_from(request.headers.get(HEADER, ""))
 
     @app.after_request
     async def echo_request_id(response: Response) -> Response:

@@ -70,6 +70,12 @@ class Cache:
             raise RuntimeError("the cache is not open: the app is not serving")
         return runtime  # type: ignore[no-any-return]
 
+    @staticmethod
+    def serving_runtime(app: Quart) -> CacheRuntime | None:
+        """`app`'s runtime while it serves, else None."""
+        runtime: CacheRuntime | None = app.extensions[EXTENSION_KEY].get("runtime")
+        return runtime
+
     def _current_runtime(self) -> CacheRuntime:
         return self.runtime_for(current_app)
 

@@ -23,7 +23,7 @@ CACHE_NAME = "quart_app"
 VALIDATED_STATUSES = frozenset({200, 203})
 
 # What a 304 keeps (RFC 9110, 15.4.5), besides our own Age and Cache-Status.
-_NOT_MODIFIED_KEEPS = frozenset({
+NOT_MODIFIED_KEEPS = frozenset({
     "cache-control", "content-location", "date", "etag", "expires", "vary", "age",
     "cache-status",
 })
@@ -49,7 +49,7 @@ def make_not_modified(response: ResponseTypes) -> None:
     response.status_code = 304
     response.set_data(b"")
     for name in {name for name, _ in response.headers.items()}:
-        if name.lower() not in _NOT_MODIFIED_KEEPS:
+        if name.lower() not in NOT_MODIFIED_KEEPS:
             del response.headers[name]
 
 

@@ -1,0 +1,159 @@
+"""Hits answered before Quart (`quart_app.cache.fast_hits`): the same answers, fewer steps."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from quart import Quart
+from quart.signals import request_started
+
+from quart_app import create_app
+
+# Headers that differ between two answers of one entry for reasons other than the path.
+PER_ANSWER = {"age", "x-request-id", "date", "cache-control"}
+
+
+@pytest.fixture
+async def apps(
+    cache_config: dict[str, Any], tmp_path: Path
+) -> AsyncIterator[tuple[Quart, Quart]]:
+    """The app with fast hits, and the same app (same database and cache) without them."""
+    config = {**cache_config, "DATABASE_URL": f"sqlite:///{tmp_path / 'fast.sqlite3'}"}
+    fast, slow = create_app(config), create_app({**config, "CACHE_FAST_HITS": False})
+    async with fast.test_app(), slow.test_app():
+        yield fast, slow
+
+
+class RequestsSeen:
+    """Counts Quart's `request_started` for one app: it is sent only when Quart handles one."""
+
+    def __init__(self, app: Quart) -> None:
+        self.count = 0
+        self.app = app
+        request_started.connect(self.heard, sender=app, weak=False)
+
+    async def heard(self, sender: Quart, **extra: Any) -> None:
+        self.count += 1
+
+    def close(self) -> None:
+        request_started.disconnect(self.heard, sender=self.app)
+
+
+
+async def answer(app: Quart, path: str, **options: Any) -> tuple[int, dict[str, str], bytes]:
+    response = await app.test_client().open(path, **options)
+    body = await response.get_data()
+    headers = {name.lower(): value for name, value in response.headers.items()
+               if name.lower() not in PER_ANSWER}
+    return response.status_code, headers, body
+
+
+async def test_a_hit_is_answered_without_entering_quart(apps: tuple[Quart, Quart]) -> None:
+    fast, _ = apps
+    client = fast.test_client()
+    first = await client.get("/api/info")
+    assert "fwd=miss" in first.headers["Cache-Status"]
+    seen = RequestsSeen(fast)
+    try:
+        hit = await client.get("/api/info")
+    finally:
+        seen.close()
+    assert hit.headers["Cache-Status"].startswith("quart_app; hit")
+    assert seen.count == 0  # Quart never saw it
+    assert await hit.get_json() == await first.get_json()
+    assert hit.headers["X-Request-ID"]
+    assert int(hit.headers["Content-Length"]) == len(await hit.get_data())
+
+
+async def test_without_fast_hits_quart_answers_every_request(apps: tuple[Quart, Quart]) -> None:
+    _, slow = apps
+    client = slow.test_client()
+    await client.get("/api/info")
+    seen = RequestsSeen(slow)
+    try:
+        hit = await client.get("/api/info")
+    finally:
+        seen.close()
+    assert hit.headers["Cache-Status"].startswith("quart_app; hit")
+    assert seen.count == 1
+
+
+@pytest.mark.parametrize("path", ["/api/info", "/api/info?limit=2", "/api/info/7"])
+async def test_fast_and_quart_hits_answer_alike(apps: tuple[Quart, Quart], path: str) -> None:
+    fast, slow = apps
+    await fast.test_client().post("/api/info", json={"id": 5, "name": "a", "money": "1.50"})
+    for app in apps:  # make the entry; both apps share the cache and the database
+        await app.test_client().get(path)
+    fast_hit, slow_hit = await answer(fast, path), await answer(slow, path)
+    assert fast_hit == slow_hit
+    assert fast_hit[1]["cache-status"].startswith("quart_app; hit")
+    etag = fast_hit[1].get("etag")
+    if etag is not None:  # a 200 is validated; the cached 404 is not
+        not_modified = await answer(fast, path, headers={"If-None-Match": etag})
+        assert not_modified == await answer(slow, path, headers={"If-None-Match": etag})
+        assert not_modified[0] == 304 and not_modified[2] == b""
+    head = await answer(fast, path, method="HEAD")
+    assert head[0] == fast_hit[0] and head[2] == b""
+
+
+async def test_reads_after_an_acknowledged_insert_see_it(apps: tuple[Quart, Quart]) -> None:
+    fast, _ = apps
+    client = fast.test_client()
+    assert (await client.get("/api/info/9")).status_code == 404
+    assert "hit" in (await client.get("/api/info/9")).headers["Cache-Status"]
+    await client.get("/api/info")
+    created = await client.post("/api/info", json={"id": 9, "name": "b", "money": "2"})
+    assert created.status_code == 201
+    row = await client.get("/api/info/9")
+    assert row.status_code == 200 and (await row.get_json())["name"] == "b"
+    listed = await client.get("/api/info")
+    assert 9 in [item["id"] for item in (await listed.get_json())["items"]]
+
+
+async def test_fast_hits_are_counted_as_visits_and_hits(apps: tuple[Quart, Quart]) -> None:
+    fast, _ = apps
+    client = fast.test_client()
+    for _ in range(3):
+        await client.get("/api/info")
+    visits = await (await client.get("/api/stats/visits")).get_json()
+    assert visits["visits"]["/api/info"] == 3
+    stats = fast.extensions["cache"]["runtime"].stats.snapshot()
+    name = next(view for view in stats if view.endswith("list_info"))
+    assert stats[name]["hit"] == 2 and stats[name]["miss"] == 1
+
+
+async def test_a_given_request_id_is_echoed_and_a_bad_one_replaced(
+    apps: tuple[Quart, Quart]
+) -> None:
+    fast, _ = apps
+    client = fast.test_client()
+    await client.get("/api/info")
+    given = await client.get("/api/info", headers={"X-Request-ID": "abc-123"})
+    assert "hit" in given.headers["Cache-Status"] and given.headers["X-Request-ID"] == "abc-123"
+    bad = await client.get("/api/info", headers={"X-Request-ID": "no spaces allowed"})
+    assert bad.headers["X-Request-ID"] != "no spaces allowed"
+    assert len(bad.headers["X-Request-ID"]) == 32
+
+
+async def test_views_that_need_the_request_go_through_quart(tmp_path: Path) -> None:
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'u.sqlite3'}"})
+    from quart_app.extensions import cache
+
+    @app.get("/test/unless")
+    @cache.cached(unless=lambda: False)
+    async def with_unless() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    async with app.test_app():
+        client = app.test_client()
+        await client.get("/test/unless")
+        seen = RequestsSeen(app)
+        try:
+            hit = await client.get("/test/unless")
+        finally:
+            seen.close()
+    assert "hit" in hit.headers["Cache-Status"]
+    assert seen.count == 1  # served from the cache, but by the decorator inside Quart
