@@ -232,6 +232,10 @@ URL_INSERT_PROBE = Probe("GET", "/info?id={id}&name=probe&money=1.50", inserts=T
 POST_INSERT_PROBE = Probe(
     "POST", "/api/info", '{"id": {id}, "name": "probe", "money": "1.50"}', (201,), inserts=True
 )
+BULK_PROBE = Probe(
+    "POST", "/api/info/bulk", '[{"id": {id}, "name": "probe", "money": "1.50"}]', (200,),
+    contains='"status":201', inserts=True,
+)
 
 
 @dataclass(frozen=True)
@@ -248,6 +252,7 @@ class Scenario:
     with_ceiling: bool = True
     prime_get: bool = False  # GET / on every worker first, so /get has its key
     probes: tuple[Probe, ...] = ()
+    rows_per_request: int = 1  # bulk loads: rows each request inserts (req/s x this = rows/s)
 
 
 # fmt: off
@@ -282,6 +287,12 @@ SCENARIOS: list[Scenario] = [
              "mixed.lua", settings=MEM, probes=(LIST_PROBE, POST_INSERT_PROBE), **C32),
     Scenario("c1000-get", "6. 1,000 connections `/get`", "GET /get, 1,000 keep-alive clients",
              "read.lua", "/get", MEM, connections=1000, prime_get=True, probes=(GET_PROBE,)),
+    # Rows per second, not requests: the Flask original can only insert one row per request,
+    # so its figure to compare with is scenario 4's (the report says so below the table).
+    Scenario("bulk", "9. bulk load, 1,000 rows per request (rows/s)",
+             "POST /api/info/bulk, 1,000 rows per request, 2 connections", "bulk.lua",
+             settings=MEM, connections=2, threads=2, inserts=True, with_ceiling=False,
+             rows_per_request=1000, probes=(BULK_PROBE,)),
     Scenario("notify-slow", "8. insert + 200 ms notification, c32",
              "seed URL inserts, 200 ms notification receiver", "insert_url.lua",
              settings=Settings(slow_notify_ms=SLOW_NOTIFY_MS), probes=(URL_INSERT_PROBE,),
@@ -696,7 +707,7 @@ def run_wrk(
         f"http://127.0.0.1:{port}{scenario.path}",
     ]
     if scenario.inserts:
-        argv += ["--", f"base={base}", f"stride={stride}"]
+        argv += ["--", f"base={base}", f"stride={stride}", f"rows={scenario.rows_per_request}"]
     env = {**os.environ, "BENCH_WRK_DIR": str(WRK_DIR)}
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=seconds + 60)
     line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("BENCHJSON ")), None)
@@ -777,7 +788,7 @@ def run_once(scenario: Scenario, peer: Peer, run: int, args: argparse.Namespace)
     settings = scenario.settings
     flush_redis()
     log_path = LOGS / f"{scenario.key}.{peer.name}.{run}.log"
-    stride = id_stride(args.duration)
+    stride = id_stride(args.duration) * scenario.rows_per_request
     insert_ranges: list[tuple[int, int]] = []  # every id range wrk could have written
     acked: list[tuple[int, int]] = []
 
@@ -806,6 +817,7 @@ def run_once(scenario: Scenario, peer: Peer, run: int, args: argparse.Namespace)
             settle(log_path, peer.notify_log, insert_ranges, notified_before)
     # The server is stopped (gracefully): everything it was going to write is written.
     rec.rps, rec.p50_ms, rec.p99_ms, rec.errors = res.rps, res.p50_ms, res.p99_ms, res.errors
+    rec.rps *= scenario.rows_per_request
     rec.checked = sum(int(t["checked"]) for t in res.threads)
     rec.stale = sum(int(t["stale"]) for t in res.threads)
     if scenario.inserts:
@@ -938,6 +950,22 @@ def checks_cell(scenario: Scenario, by_peer: dict[str, list[RunRecord]]) -> str:
     return "; ".join(parts) or ""
 
 
+def bulk_comparison(records: list[RunRecord]) -> str:
+    """Bulk rows/s against the Flask original's one-row-per-request inserts (scenario 4)."""
+    flask = med([r.rps for r in records
+                 if r.scenario == "insert-url" and r.peer == "flask" and not r.error])
+    parts = []
+    for peer in ("quart_app", "granian"):
+        rows = med([r.rps for r in records
+                    if r.scenario == "bulk" and r.peer == peer and not r.error])
+        if rows == rows and flask == flask:  # both measured (NaN otherwise)
+            parts.append(f"{peer} {fmt(rows)} rows/s, {ratio(rows, flask)}x")
+    if not parts:
+        return ""
+    return (f"Bulk load against the Flask original's seed-URL inserts ({fmt(flask)} rows/s, one "
+            "row per request, all it can do): " + "; ".join(parts) + ".")
+
+
 def report(
     scenarios: list[Scenario],
     records: list[RunRecord],
@@ -994,6 +1022,9 @@ def report(
             )
             + " |"
         )
+    bulk_line = bulk_comparison(records)
+    if bulk_line:
+        lines += ["", bulk_line]
     lines.append("")
     lines.append(
         "Errors are summed over the runs (socket errors + non-2xx). Worker RSS is the peak of "
