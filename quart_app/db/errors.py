@@ -36,3 +36,11 @@ class RowChanged(StoreError):
     def __init__(self, id: int) -> None:
         self.id = id
         super().__init__(f"the row with id {id} has changed since it was read")
+
+
+class NoSuchRow(StoreError):
+    """No row has this id: nothing to update or delete."""
+
+    def __init__(self, id: int) -> None:
+        self.id = id
+        super().__init__(f"no info row with id {id}")

@@ -154,13 +154,22 @@ class InfoStore(ABC):
 
         Rows are stored as if inserted one by one in that order: an id the store assigns to
         an earlier row is taken for a later row that asks for it. A `StoreUnavailable`
-        raised midway leaves the earlier chunks stored and the rest unknown.
+        raised by the first statement is raised; by a later one, it is the outcome of every
+        row not yet stored (their fate is unknown), the earlier chunks being committed.
         """
         checked = [(id, name, check_new_row(id, name, money)) for id, name, money in rows]
         outcomes: list[InfoRow | StoreError] = []
         for start in range(0, len(checked), BULK_CHUNK):
             chunk = checked[start:start + BULK_CHUNK]
-            outcomes.extend(_match_stored(chunk, await self._insert_rows(chunk)))
+            try:
+                stored = await self._insert_rows(chunk)
+            except StoreUnavailable as error:
+                if not outcomes:
+                    raise
+                # Earlier chunks are committed: their outcomes stand, the rest share this.
+                outcomes.extend([error] * (len(checked) - start))
+                break
+            outcomes.extend(_match_stored(chunk, stored))
         return outcomes
 
     @abstractmethod
