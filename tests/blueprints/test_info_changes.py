@@ -10,6 +10,7 @@ import pytest
 from quart import Quart
 from quart.testing import QuartClient
 
+from quart_app import create_app
 from quart_app.dispatch import receiver
 from quart_app.signals import (
     info_delete_failed,
@@ -19,6 +20,8 @@ from quart_app.signals import (
     info_will_delete,
     info_will_update,
 )
+
+from ..throwaway_redis import free_port
 
 ROW = {"id": 5, "name": "redis", "money": "588.00"}
 
@@ -313,3 +316,24 @@ async def test_openapi_document_describes_the_changes(client: QuartClient) -> No
     assert {"get", "put", "patch", "delete"} <= set(spec["paths"][row_path])
     assert "post" in spec["paths"]["/api/info/bulk"]
     assert "412" in spec["paths"][row_path]["put"]["responses"]
+
+
+async def test_database_down_is_503_with_retry_after_for_every_change(
+    cache_config: dict[str, Any]
+) -> None:
+    app = create_app({**cache_config,
+                      "DATABASE_URL": f"mysql://root@127.0.0.1:{free_port()}/school",
+                      "DATABASE_POOL": {"connect_timeout": 1}})
+    async with app.test_app():
+        client = app.test_client()
+        for method, path, body in (
+            ("put", "/api/info/1", {"name": "a", "money": 1}),
+            ("patch", "/api/info/1", {"money": 1}),
+            ("delete", "/api/info/1", None),
+            ("post", "/api/info/bulk", [{"name": "a", "money": 1}]),
+        ):
+            kwargs = {} if body is None else {"json": body}
+            response = await getattr(client, method)(path, **kwargs)
+            assert response.status_code == 503, (method, path)
+            assert int(response.headers["Retry-After"]) >= 1
+            assert (await response.get_json())["error"] == "database_unavailable"
