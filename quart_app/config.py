@@ -29,6 +29,8 @@ DEFAULTS: dict[str, Any] = {
     "SECRET_KEY": None,
     "SEED_ROUTES": True,
     "MAX_CONTENT_LENGTH": 64 * 1024,
+    # Most rows one POST /api/info/bulk may carry (the body is bounded by MAX_CONTENT_LENGTH).
+    "BULK_MAX_ROWS": 1000,
     # Flask-Caching's names, with Flask-Caching's meanings.
     "CACHE_TYPE": "SimpleCache",
     "CACHE_DEFAULT_TIMEOUT": 300,
@@ -234,6 +236,7 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "SECRET_KEY": as_optional_text,
     "SEED_ROUTES": as_bool,
     "MAX_CONTENT_LENGTH": lambda key, value: as_int(key, value, minimum=1),
+    "BULK_MAX_ROWS": lambda key, value: as_int(key, value, minimum=1),
     "CACHE_TYPE": as_cache_type,
     "CACHE_DEFAULT_TIMEOUT": as_int,
     "CACHE_KEY_PREFIX": as_prefix,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 MAX_ID = 2**31 - 1
 MAX_MONEY = Decimal("9999999999.99")  # DECIMAL(12,2)
@@ -48,3 +48,51 @@ class LoginForm(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     username: Name
+
+
+class InfoPut(BaseModel):
+    """A row's new content (PUT): both fields, as for an insert; the URL names the id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    money: Money
+
+
+class InfoPatch(BaseModel):
+    """Part of a row's content (PATCH): name, money or both; what is left out is kept."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    money: Money | None = None
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> InfoPatch:
+        if self.name is None and self.money is None:
+            raise ValueError("give name, money or both")
+        return self
+
+
+class ErrorOut(BaseModel):
+    error: str = Field(description='what went wrong, e.g. "not_found", "precondition_failed"')
+    message: str
+
+
+class FieldProblem(BaseModel):
+    field: str
+    reason: str
+
+
+class BulkResult(BaseModel):
+    """One row's outcome in a bulk load, in the order the rows were sent."""
+
+    status: int = Field(description="201 stored, 400 invalid, 409 id taken, 503 not known")
+    id: int | None = Field(None, description="the stored row's id (201), or the taken id (409)")
+    error: str | None = None
+    message: str | None = None
+    fields: list[FieldProblem] | None = Field(None, description="every bad field (400)")
+
+
+class BulkOut(BaseModel):
+    results: list[BulkResult]

@@ -10,9 +10,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .blueprints.test_info import reset_mysql_table
 from .server_process import ServerProcess
-from .services import MYSQL_URL, REDIS_URL, forget_redis_prefix, require_service
+from .services import (
+    MYSQL_URL,
+    REDIS_URL,
+    forget_redis_prefix,
+    require_service,
+    reset_mysql_table,
+)
 from .throwaway_mariadb import (  # noqa: F401  (fixtures)
     ThrowawayMariaDB,
     mariadb_datadir_template,

@@ -12,9 +12,14 @@ import httpx
 import pytest
 import redis as sync_redis
 
-from .blueprints.test_info import reset_mysql_table
 from .server_process import ServerProcess
-from .services import MYSQL_URL, REDIS_URL, forget_redis_prefix, require_service
+from .services import (
+    MYSQL_URL,
+    REDIS_URL,
+    forget_redis_prefix,
+    require_service,
+    reset_mysql_table,
+)
 from .throwaway_redis import ThrowawayRedis
 
 

@@ -1,7 +1,8 @@
-"""The info API: insert a row, read one, list them newest first.
+"""The info API: insert a row (or many), read one, list them newest first, update, delete.
 
-The reads are cached views (`cache.cached`); an insert invalidates what it makes stale
-(`forget_cached_reads`, called by the invalidation receiver before the insert is answered).
+The reads are cached views (`cache.cached`); a change invalidates what it makes stale
+(`forget_cached_reads`, called by the invalidation receiver before the change is answered).
+Updates and deletes honour `If-Match` with the strong ETag a read of the row sends.
 """
 
 from __future__ import annotations
@@ -9,16 +10,35 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from quart import Blueprint, Quart, current_app, url_for
-from quart_schema import document_response
-from werkzeug.exceptions import NotFound
+from pydantic import ValidationError
+from quart import Blueprint, Quart, Response, current_app, request, url_for
+from quart_schema import DataSource, document_request, document_response
+from werkzeug.exceptions import (
+    NotFound,
+    PreconditionFailed,
+    RequestEntityTooLarge,
+    UnsupportedMediaType,
+)
+from werkzeug.http import parse_etags, unquote_etag
 
+from ..cache.validators import strong_etag
 from ..cache.views import delete_cached
-from ..db import InfoStore
+from ..changes import delete_info, insert_info, insert_many_info, update_info
+from ..db import DuplicateId, InfoRow, InfoStore, NoSuchRow, RowChanged, StoreError
+from ..db.store import NewRow
 from ..extensions import cache
-from ..inserts import insert_info
-from ..schemas import InfoIn, InfoOut, InfoPage, PageQuery
-from ..validation import invalid_field, validate_body, validate_query
+from ..http_errors import error_response
+from ..schemas import (
+    BulkOut,
+    ErrorOut,
+    InfoIn,
+    InfoOut,
+    InfoPage,
+    InfoPatch,
+    InfoPut,
+    PageQuery,
+)
+from ..validation import field_errors, invalid_field, validate_body, validate_query
 
 info_api = Blueprint("info_api", __name__, url_prefix="/api/info")
 
@@ -62,8 +82,136 @@ async def read_info(info_id: int) -> dict[str, Any]:
     return row.to_json()
 
 
+@info_api.put("/<int:info_id>")
+@validate_body(InfoPut)
+@document_response(InfoOut)
+@document_response(ErrorOut, 404)
+@document_response(ErrorOut, 412)
+async def replace_info(info_id: int, data: InfoPut) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """Replace a row's name and money; 200 with the stored row and its new ETag.
+
+    With `If-Match`, only while the row still has that ETag (else 412)."""
+    expected = await _if_match_row(info_id)
+    row = await update_info(current_app, current_store(), info_id, data.name, data.money,
+                            expected=expected)
+    return await _row_with_etag(row)
+
+
+@info_api.patch("/<int:info_id>")
+@validate_body(InfoPatch)
+@document_response(InfoOut)
+@document_response(ErrorOut, 404)
+@document_response(ErrorOut, 412)
+async def patch_info(info_id: int, data: InfoPatch) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """Change a row's name, money or both; 200 with the stored row and its new ETag.
+
+    With `If-Match`, only while the row still has that ETag (else 412)."""
+    expected = await _if_match_row(info_id)
+    row = await update_info(current_app, current_store(), info_id, data.name, data.money,
+                            expected=expected)
+    return await _row_with_etag(row)
+
+
+@info_api.delete("/<int:info_id>")
+@document_response(ErrorOut, 404)
+@document_response(ErrorOut, 412)
+async def remove_info(info_id: int) -> tuple[str, int]:
+    """Delete a row; 204. With `If-Match`, only while the row still has that ETag (else 412)."""
+    expected = await _if_match_row(info_id)
+    await delete_info(current_app, current_store(), info_id, expected=expected)
+    return "", 204
+
+
+@info_api.post("/bulk")
+@document_request(list[InfoIn], source=DataSource.JSON)
+@document_response(BulkOut)
+async def create_info_bulk() -> dict[str, Any]:
+    """Insert a JSON array of rows (at most BULK_MAX_ROWS) in as few statements as the
+    database allows; every row's outcome in order, one bad or taken row never stopping the
+    others. What is answered 201 is stored."""
+    if not request.is_json:
+        raise UnsupportedMediaType("send the rows as a JSON array (application/json)")
+    items = await request.get_json()
+    if not isinstance(items, list):
+        raise invalid_field("body", "a JSON array of rows")
+    limit = current_app.config["BULK_MAX_ROWS"]
+    if len(items) > limit:
+        raise RequestEntityTooLarge(f"at most {limit} rows per request (BULK_MAX_ROWS); "
+                                    f"this one has {len(items)}: split it")
+    results: list[dict[str, Any] | None] = []
+    rows: list[NewRow] = []
+    for item in items:
+        try:
+            data = InfoIn.model_validate(item)
+        except ValidationError as error:
+            results.append({"status": 400, "error": "invalid_request",
+                            "fields": field_errors(error)})
+            continue
+        results.append(None)
+        rows.append((data.id, data.name, data.money))
+    outcomes = iter(await insert_many_info(current_app, current_store(), rows) if rows else [])
+    return {"results": [result if result is not None else _bulk_result(next(outcomes))
+                        for result in results]}
+
+
+def _bulk_result(outcome: InfoRow | StoreError) -> dict[str, Any]:
+    if isinstance(outcome, InfoRow):
+        return {"status": 201, "id": outcome.id}
+    if isinstance(outcome, DuplicateId):
+        return {"status": 409, "id": outcome.id, "error": "duplicate_id",
+                "message": str(outcome)}
+    return {"status": 503, "error": "database_unavailable", "message": str(outcome)}
+
+
+@info_api.errorhandler(NoSuchRow)
+async def no_such_row(error: NoSuchRow) -> Response:
+    return error_response(404, "not_found", str(error))
+
+
+@info_api.errorhandler(RowChanged)
+async def row_changed(error: RowChanged) -> Response:
+    return error_response(412, "precondition_failed", _PRECONDITION_FAILED)
+
+
+_PRECONDITION_FAILED = ("If-Match does not name the row's current ETag: it changed since it "
+                        "was read; read it again")
+
+
+async def row_etag(row: InfoRow) -> str:
+    """The ETag `GET /api/info/<id>` sends for `row`: the cache's strong ETag of the very
+    response `read_info` makes of it (status, type, encoding, body)."""
+    response = await current_app.make_response(row.to_json())
+    assert isinstance(response, Response)  # a dict always makes Quart's own Response
+    body = await response.get_data(as_text=False)
+    return strong_etag(response.status_code, response.headers.get("Content-Type"),
+                       response.headers.get("Content-Encoding"), body)
+
+
+async def _if_match_row(info_id: int) -> InfoRow | None:
+    """The row as read now when the request's `If-Match` names its ETag; None without
+    `If-Match` (or with `*`). The change is then made only while the row is still this one
+    (compare-and-set in the store), so a check that passed here cannot go stale."""
+    header = request.headers.get("If-Match")
+    if header is None:
+        return None
+    tags = parse_etags(header)
+    if tags.star_tag:
+        return None  # any current row: the change's own 404 covers "none"
+    row = await current_store().get(info_id)
+    if row is None:
+        raise NoSuchRow(info_id)
+    if not tags.contains(unquote_etag(await row_etag(row))[0] or ""):
+        raise PreconditionFailed(_PRECONDITION_FAILED)
+    return row
+
+
+async def _row_with_etag(row: InfoRow) -> tuple[dict[str, Any], int, dict[str, str]]:
+    return row.to_json(), 200, {"ETag": await row_etag(row)}
+
+
 async def forget_cached_reads(app: Quart, row_id: int) -> None:
-    """What a new row makes stale: every page of the list, and the row's own URL (a 404).
+    """What a changed row makes stale: every page of the list, and the row's own URL (a 404
+    for a new row, the old row for an updated one, a 200 for a deleted one).
 
     Invalidation by generation (`quart_app.cache.generations`): a page computed before the
     insert committed and stored after this call is never served.
@@ -75,6 +223,18 @@ async def forget_cached_reads(app: Quart, row_id: int) -> None:
     # Both run to the end even if one fails, before the insert's response goes out.
     outcomes = await asyncio.gather(delete_cached(client, list_info),
                                     delete_cached(client, read_info, path=row_path),
+                                    return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
+async def forget_all_cached_reads(app: Quart) -> None:
+    """What a bulk load makes stale, in two invalidations however many rows it stored: every
+    page of the list and every row's URL (their cached 404s among them)."""
+    client = cache.client_for(app)
+    outcomes = await asyncio.gather(delete_cached(client, list_info),
+                                    delete_cached(client, read_info),
                                     return_exceptions=True)
     for outcome in outcomes:
         if isinstance(outcome, BaseException):

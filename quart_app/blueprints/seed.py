@@ -10,8 +10,8 @@ from werkzeug.exceptions import NotFound
 from werkzeug.wrappers.response import Response as WerkzeugResponse
 
 from ..cache import MISSING
+from ..changes import insert_info
 from ..extensions import cache
-from ..inserts import insert_info
 from ..schemas import InfoIn, LoginForm
 from ..validation import validate_body, validate_query
 from .info import current_store

@@ -1,4 +1,5 @@
-"""Counters the shipped receivers keep: inserts, notifications, visits per route."""
+"""Counters the shipped receivers keep: inserts, updates, deletes, notifications, visits per
+route."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 from quart import Blueprint, current_app
 
 from ..extensions import cache
-from ..receivers.counters import INSERTS_KEY
+from ..receivers.counters import DELETES_KEY, INSERTS_KEY, UPDATES_KEY
 from ..receivers.notify import SENT_KEY
 
 stats = Blueprint("stats", __name__, url_prefix="/api/stats")
@@ -17,8 +18,10 @@ VISITS_CACHE_SECONDS = 1
 
 @stats.get("")
 async def read_stats() -> dict[str, int]:
-    inserts, sent = await cache.get_many(INSERTS_KEY, SENT_KEY)
-    return {"info_inserts": int(inserts or 0), "notifications_sent": int(sent or 0)}
+    inserts, updates, deletes, sent = await cache.get_many(
+        INSERTS_KEY, UPDATES_KEY, DELETES_KEY, SENT_KEY)
+    return {"info_inserts": int(inserts or 0), "info_updates": int(updates or 0),
+            "info_deletes": int(deletes or 0), "notifications_sent": int(sent or 0)}
 
 
 def _unflushed_visits() -> bool:

@@ -11,7 +11,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError
-from .errors import DuplicateId, PoolExhausted, StoreError, StoreUnavailable
+from .errors import (
+    DuplicateId,
+    NoSuchRow,
+    PoolExhausted,
+    RowChanged,
+    StoreError,
+    StoreUnavailable,
+)
 from .extension import Database
 from .models import InfoRow
 from .pool_settings import PoolSettings
@@ -24,8 +31,10 @@ __all__ = [
     "DuplicateId",
     "InfoRow",
     "InfoStore",
+    "NoSuchRow",
     "PoolExhausted",
     "PoolSettings",
+    "RowChanged",
     "StoreError",
     "StoreUnavailable",
     "check_database_url",

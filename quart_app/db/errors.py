@@ -28,3 +28,19 @@ class PoolExhausted(StoreUnavailable):
 
     def __init__(self, message: str, *, retry_after: int = 1) -> None:
         super().__init__(message, retry_after=retry_after)
+
+
+class RowChanged(StoreError):
+    """The row is no longer the one the change was based on (`expected`); nothing was written."""
+
+    def __init__(self, id: int) -> None:
+        self.id = id
+        super().__init__(f"the row with id {id} has changed since it was read")
+
+
+class NoSuchRow(StoreError):
+    """No row has this id: nothing to update or delete."""
+
+    def __init__(self, id: int) -> None:
+        self.id = id
+        super().__init__(f"no info row with id {id}")

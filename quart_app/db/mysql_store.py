@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 
+import aiomysql
 import pymysql
 from pymysql.constants import ER
 
@@ -20,6 +21,7 @@ from .schema import schema_statements
 from .store import (
     MAX_ID,
     InfoStore,
+    NewRow,
     check_limit,
     check_new_row,
     decode_cursor,
@@ -41,6 +43,22 @@ _GET = "SELECT id, name, money FROM info WHERE id = %s"
 _FIRST_PAGE = "SELECT id, name, money, seq FROM info ORDER BY seq DESC LIMIT %s"
 _NEXT_PAGE = "SELECT id, name, money, seq FROM info WHERE seq < %s ORDER BY seq DESC LIMIT %s"
 _CHECK_COLUMNS = "SELECT id, name, money, seq FROM info LIMIT 0"
+# Changes are one autocommit statement each, compare-and-set on the row read before. Names
+# compare byte for byte: the column's collation would call "Redis" and "redis " equal.
+_LIMITED = "SET STATEMENT max_statement_time = {seconds:.3f} FOR "
+_REPLACE = (
+    "UPDATE info SET name = %s, money = %s WHERE id = %s AND BINARY name = %s AND money = %s"
+)
+_DELETE = "DELETE FROM info WHERE id = %s RETURNING id, name, money"
+_DELETE_EXPECTED = (
+    "DELETE FROM info WHERE id = %s AND BINARY name = %s AND money = %s"
+    " RETURNING id, name, money"
+)
+# IGNORE skips a row whose id is taken and stores the others; RETURNING gives the stored
+# rows in the order they were inserted (MariaDB 10.5+), seq included to be sure of it.
+_BULK_INSERT = (
+    "INSERT IGNORE INTO info (id, name, money) VALUES {values} RETURNING id, name, money, seq"
+)
 
 _INSERT_ATTEMPTS = 5
 _RETRYABLE = frozenset({ER.LOCK_DEADLOCK})
@@ -179,6 +197,66 @@ class MySQLStore(InfoStore):
         next_cursor = encode_cursor(int(rows[limit - 1][3])) if len(rows) > limit else None
         return page, next_cursor
 
+    async def _replace(self, current: InfoRow, row: InfoRow) -> bool:
+        params = (row.name, row.money, row.id, current.name, current.money)
+
+        async def replace(raw: Any) -> int:
+            async with raw.cursor() as cur:
+                return int(await cur.execute(self._limited(_REPLACE), params))
+
+        return bool(await self._writing(replace, "the update"))
+
+    async def _delete_row(self, id: int, expected: InfoRow | None) -> InfoRow | None:
+        sql, params = (
+            (_DELETE, (id,)) if expected is None
+            else (_DELETE_EXPECTED, (id, expected.name, expected.money))
+        )
+
+        async def delete(raw: Any) -> InfoRow | None:
+            async with raw.cursor() as cur:
+                await cur.execute(self._limited(sql), params)
+                row = await cur.fetchone()
+            return None if row is None else _info_row(row)
+
+        return await self._writing(delete, "the delete")
+
+    async def _insert_rows(self, rows: Sequence[NewRow]) -> list[InfoRow]:
+        if not rows:
+            return []
+        sql = self._limited(_BULK_INSERT.format(values=", ".join(["(%s, %s, %s)"] * len(rows))))
+        params = [value for row in rows for value in row]
+
+        async def insert(raw: Any) -> list[tuple[Any, ...]]:
+            async with raw.cursor(_QuietCursor) as cur:
+                await cur.execute(sql, params)
+                return list(await cur.fetchall())
+
+        stored = await self._writing(insert, "the bulk insert")
+        return [_info_row(row) for row in sorted(stored, key=lambda row: int(row[3]))]
+
+    def _limited(self, sql: str) -> str:
+        return _LIMITED.format(seconds=self._settings.query_timeout) + sql
+
+    async def _writing(self, op: Callable[[Any], Awaitable[T]], what: str) -> T:
+        """Run a write once (never resent: the server may have committed it), with the
+        insert's error meanings."""
+        try:
+            return await self._execute(op, resend=False)
+        except _WriteOutcomeUnknown as exc:
+            raise StoreUnavailable(
+                f"no answer to {what} after it was sent: it may or may not have been applied"
+            ) from exc
+        except pymysql.err.MySQLError as exc:
+            code = error_code(exc)
+            if code in _RETRYABLE:
+                raise StoreUnavailable(f"database busy: {exc}", retry_after=1) from exc
+            if code == _STATEMENT_TIMEOUT:
+                raise StoreUnavailable(
+                    f"the database did not finish {what} within "
+                    f"{self._settings.query_timeout:g}s; nothing was changed"
+                ) from exc
+            raise _store_error(exc) from exc
+
     def stats(self) -> dict[str, int | float | str]:
         return {"backend": "mysql", **self._pool.stats()}
 
@@ -244,6 +322,14 @@ class _WriteOutcomeUnknown(StoreUnavailable):
 
     def __init__(self, cause: str) -> None:
         super().__init__(f"{cause} after the insert was sent: the row may or may not be stored")
+
+
+class _QuietCursor(aiomysql.Cursor):  # type: ignore[misc]
+    """INSERT IGNORE reports each skipped duplicate as a warning; aiomysql would fetch them
+    in another round trip and raise them as Python warnings. The outcomes say it instead."""
+
+    async def _show_warnings(self, conn: Any) -> None:
+        return None
 
 
 async def _insert_row(raw: Any, sql: str, id: int | None, name: str, money: Decimal) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,7 +16,15 @@ from .models import InfoRow
 from .pool_settings import PoolSettings
 from .reachability import Reachability
 from .schema import schema_statements
-from .store import MAX_ID, InfoStore, check_limit, check_new_row, decode_cursor, encode_cursor
+from .store import (
+    MAX_ID,
+    InfoStore,
+    NewRow,
+    check_limit,
+    check_new_row,
+    decode_cursor,
+    encode_cursor,
+)
 
 T = TypeVar("T")
 
@@ -34,6 +42,24 @@ _NEXT_PAGE = (
     "SELECT id, name, money_cents, seq FROM info WHERE seq < ? ORDER BY seq DESC LIMIT ?"
 )
 _CHECK_COLUMNS = "SELECT id, name, money_cents, seq FROM info LIMIT 0"
+# Changes are compare-and-set on the row read before: one statement, atomic on its own.
+_REPLACE = (
+    "UPDATE info SET name = ?, money_cents = ? WHERE id = ? AND name = ? AND money_cents = ?"
+    " RETURNING id"
+)
+_DELETE = "DELETE FROM info WHERE id = ? RETURNING id, name, money_cents"
+_DELETE_EXPECTED = (
+    "DELETE FROM info WHERE id = ? AND name = ? AND money_cents = ?"
+    " RETURNING id, name, money_cents"
+)
+# Row k of a bulk statement takes seq = MAX(seq) + k: increasing in the statement's order
+# whether SQLite evaluates the subquery once or per row. RETURNING's order is unspecified,
+# so seq comes back to sort by.
+_BULK_ROW = "(?, ?, ?, (SELECT COALESCE(MAX(seq), 0) FROM info) + ?)"
+_BULK_INSERT = (
+    "INSERT OR IGNORE INTO info (id, name, money_cents, seq) VALUES {values}"
+    " RETURNING id, name, money_cents, seq"
+)
 
 
 class SQLiteStore(InfoStore):
@@ -119,6 +145,27 @@ class SQLiteStore(InfoStore):
         page = [_info_row(row) for row in rows[:limit]]
         next_cursor = encode_cursor(int(rows[limit - 1][3])) if len(rows) > limit else None
         return page, next_cursor
+
+    async def _replace(self, current: InfoRow, row: InfoRow) -> bool:
+        params = (row.name, _cents(row.money), row.id, current.name, _cents(current.money))
+        return bool(list(await self._run(lambda conn: conn.execute_fetchall(_REPLACE, params))))
+
+    async def _delete_row(self, id: int, expected: InfoRow | None) -> InfoRow | None:
+        sql, params = (
+            (_DELETE, (id,)) if expected is None
+            else (_DELETE_EXPECTED, (id, expected.name, _cents(expected.money)))
+        )
+        rows = list(await self._run(lambda conn: conn.execute_fetchall(sql, params)))
+        return _info_row(rows[0]) if rows else None
+
+    async def _insert_rows(self, rows: Sequence[NewRow]) -> list[InfoRow]:
+        if not rows:
+            return []
+        sql = _BULK_INSERT.format(values=", ".join([_BULK_ROW] * len(rows)))
+        params = [value for position, (id, name, money) in enumerate(rows, start=1)
+                  for value in (id, name, _cents(money), position)]
+        stored = list(await self._run(lambda conn: conn.execute_fetchall(sql, params)))
+        return [_info_row(row) for row in sorted(stored, key=lambda row: int(row[3]))]
 
     def stats(self) -> dict[str, int | float | str]:
         connected = int(self._conn is not None)
@@ -214,6 +261,10 @@ class SQLiteStore(InfoStore):
                 await conn.close()
             except Exception:
                 conn.stop()
+
+
+def _cents(money: Decimal) -> int:
+    return int(money.scaleb(2))
 
 
 def _info_row(row: Any) -> InfoRow:

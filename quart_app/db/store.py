@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import random
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 
+from .errors import DuplicateId, RowChanged, StoreError, StoreUnavailable
 from .models import CENT, InfoRow
 
 #: Largest page `list_page` serves.
@@ -16,6 +20,16 @@ MAX_ID = 2**31 - 1
 MAX_NAME_LENGTH = 64
 #: DECIMAL(12, 2): ten digits before the point, two after.
 MONEY_LIMIT = Decimal("10000000000")
+
+#: Rows per multi-row INSERT of `insert_many` (a statement's parameters stay well inside
+#: SQLite's 32,766 and MariaDB's packet size).
+BULK_CHUNK = 1000
+#: Tries of an update without `expected` whose row others keep changing in between (each
+#: failed try means another update won, so the row does progress).
+_CHANGE_ATTEMPTS = 20
+
+#: A row to insert: id (None: the store assigns one), name, money.
+NewRow = tuple[int | None, str, Decimal]
 
 _CURSOR_PREFIX = "s"
 
@@ -79,6 +93,123 @@ class InfoStore(ABC):
     @abstractmethod
     def stats(self) -> dict[str, int | float | str]:
         """Connection counters for /stats: at least size, in_use, idle, waiting, timeouts."""
+
+    # --- changing rows: update, delete, bulk insert ------------------------------------------
+
+    async def update(
+        self, id: int, name: str | None = None, money: Decimal | None = None, *,
+        expected: InfoRow | None = None,
+    ) -> tuple[InfoRow, InfoRow] | None:
+        """Change a row's name, money or both (None keeps the stored value); committed before
+        this returns. Gives back ``(previous, row)``, or None when there is no row `id`.
+
+        The change is a compare-and-set on the whole row, so `previous` is exactly the row it
+        replaced. With `expected` the row is changed only while it still equals `expected`,
+        else `RowChanged` (nothing written): two updates based on one read leave one winner.
+        Without it, a row changed by someone else in between is read again and the change
+        retried. Raises `ValueError` for values the table cannot hold.
+        """
+        if not _id_in_range(id):
+            return None
+        for attempt in range(_CHANGE_ATTEMPTS):
+            if attempt:
+                # Jitter, so that writers that collided do not collide again in step.
+                await asyncio.sleep(random.uniform(0, 0.001 * min(attempt, 10)))
+            current = expected if expected is not None else await self.get(id)
+            if current is None:
+                return None
+            new_name = current.name if name is None else name
+            new_money = check_new_row(id, new_name, current.money if money is None else money)
+            row = InfoRow(id, new_name, new_money)
+            if row == current:
+                # Nothing to write, but the row must still be the one read (the read is the
+                # atomic step); MariaDB would also count an unchanged row as not updated.
+                now = await self.get(id)
+                if now is None:
+                    return None
+                if now == current:
+                    return current, current
+            elif await self._replace(current, row):
+                return current, row
+            if expected is not None:
+                if await self.get(id) is None:
+                    return None
+                raise RowChanged(id)
+        raise StoreUnavailable(f"row {id} kept changing while it was updated", retry_after=1)
+
+    async def delete(self, id: int, *, expected: InfoRow | None = None) -> InfoRow | None:
+        """Remove row `id` in one statement and give back what it held; None when there was
+        none. With `expected`, only while the row still equals it, else `RowChanged`."""
+        if not _id_in_range(id):
+            return None
+        row = await self._delete_row(id, expected)
+        if row is None and expected is not None and await self.get(id) is not None:
+            raise RowChanged(id)
+        return row
+
+    async def insert_many(self, rows: Sequence[NewRow]) -> list[InfoRow | StoreError]:
+        """Insert `rows` in order with multi-row INSERTs (`BULK_CHUNK` rows per statement,
+        each committed on its own) and give every row's outcome, in order: the stored
+        `InfoRow`, or `DuplicateId` (that row only was skipped).
+
+        Rows are stored as if inserted one by one in that order: an id the store assigns to
+        an earlier row is taken for a later row that asks for it. A `StoreUnavailable`
+        raised by the first statement is raised; by a later one, it is the outcome of every
+        row not yet stored (their fate is unknown), the earlier chunks being committed.
+        """
+        checked = [(id, name, check_new_row(id, name, money)) for id, name, money in rows]
+        outcomes: list[InfoRow | StoreError] = []
+        for start in range(0, len(checked), BULK_CHUNK):
+            chunk = checked[start:start + BULK_CHUNK]
+            try:
+                stored = await self._insert_rows(chunk)
+            except StoreUnavailable as error:
+                if not outcomes:
+                    raise
+                # Earlier chunks are committed: their outcomes stand, the rest share this.
+                outcomes.extend([error] * (len(checked) - start))
+                break
+            outcomes.extend(_match_stored(chunk, stored))
+        return outcomes
+
+    @abstractmethod
+    async def _replace(self, current: InfoRow, row: InfoRow) -> bool:
+        """Write `row` in one statement where the stored row still equals `current`
+        (name compared byte for byte); whether it did."""
+
+    @abstractmethod
+    async def _delete_row(self, id: int, expected: InfoRow | None) -> InfoRow | None:
+        """Delete row `id` (only while it equals `expected`, if given) in one statement;
+        the row deleted, or None."""
+
+    @abstractmethod
+    async def _insert_rows(self, rows: Sequence[NewRow]) -> list[InfoRow]:
+        """Insert checked rows in one statement, skipping those whose id is taken; the rows
+        stored, in the order they were inserted."""
+
+
+def _id_in_range(id: int) -> bool:
+    if isinstance(id, bool) or not isinstance(id, int):
+        raise TypeError(f"id must be an int, not {type(id).__name__}")
+    return 1 <= id <= MAX_ID
+
+
+def _match_stored(rows: Sequence[NewRow], stored: Sequence[InfoRow]) -> list[InfoRow | StoreError]:
+    """Each row's outcome: the stored rows come back in insertion order, so walking both
+    in step pairs them; a row the walk does not find was skipped as a duplicate."""
+    outcomes: list[InfoRow | StoreError] = []
+    position = 0
+    for id, name, money in rows:
+        found = stored[position] if position < len(stored) else None
+        if (found is not None and (id is None or found.id == id)
+                and found.name == name and found.money == money):
+            outcomes.append(found)
+            position += 1
+        elif id is not None:
+            outcomes.append(DuplicateId(id))
+        else:
+            outcomes.append(StoreError("the database did not store the row"))
+    return outcomes
 
 
 def check_new_row(id: int | None, name: str, money: Decimal) -> Decimal:

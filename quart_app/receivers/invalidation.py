@@ -1,11 +1,14 @@
-"""Keeping the caches true: an insert invalidates the pages and the row it affects.
+"""Keeping the caches true: a change invalidates the pages and the row it affects.
 
-The tutorial's banner example (delete a cache when a table changes), done as an awaited
-receiver so the insert's response is sent only once its reads are fresh.
+The tutorial's banner example (delete a cache when a table changes), done as awaited
+receivers so a change's response is sent only once its reads are fresh: an insert, an
+update and a delete each invalidate the list and the row's URL; a bulk load invalidates the
+list and every row's URL once for the whole batch (`info_bulk_inserted`), so its rows'
+`info_inserted` (sent with ``bulk=True``) need nothing more here.
 
-An insert made in another process (delivered over the signal bus) needs the same work only
+A change made in another process (delivered over the signal bus) needs the same work only
 where caches are per process: a shared Redis cache was invalidated by the process that made
-the insert, and so were the local tiers in front of it.
+the change, and so were the local tiers in front of it.
 """
 
 from __future__ import annotations
@@ -14,16 +17,35 @@ from typing import Any
 
 from quart import Quart
 
-from ..blueprints.info import forget_cached_reads
+from ..blueprints.info import forget_all_cached_reads, forget_cached_reads
 from ..cache import Cache
 from ..db import InfoRow
 from ..dispatch import is_remote_delivery, receiver
-from ..signals import info_inserted
+from ..signals import info_bulk_inserted, info_deleted, info_inserted, info_updated
+
+
+def _done_elsewhere(sender: Quart) -> bool:
+    return is_remote_delivery() and Cache.client_for(sender).is_shared
 
 
 def connect(app: Quart) -> None:
     @receiver(info_inserted, app, dispatch_uid="invalidation.info_inserted")
-    async def invalidate(sender: Quart, row: InfoRow, **extra: Any) -> None:
-        if is_remote_delivery() and Cache.client_for(sender).is_shared:
+    async def invalidate(sender: Quart, row: InfoRow, bulk: bool = False, **extra: Any) -> None:
+        if bulk or _done_elsewhere(sender):
             return
         await forget_cached_reads(sender, row.id)
+
+    @receiver(info_updated, app, dispatch_uid="invalidation.info_updated")
+    async def invalidate_update(sender: Quart, row: InfoRow, **extra: Any) -> None:
+        if not _done_elsewhere(sender):
+            await forget_cached_reads(sender, row.id)
+
+    @receiver(info_deleted, app, dispatch_uid="invalidation.info_deleted")
+    async def invalidate_delete(sender: Quart, row: InfoRow, **extra: Any) -> None:
+        if not _done_elsewhere(sender):
+            await forget_cached_reads(sender, row.id)
+
+    # Not broadcast: other processes hear each row's info_inserted, without ``bulk``.
+    @receiver(info_bulk_inserted, app, dispatch_uid="invalidation.info_bulk_inserted")
+    async def invalidate_bulk(sender: Quart, rows: list[InfoRow], **extra: Any) -> None:
+        await forget_all_cached_reads(sender)

@@ -120,7 +120,7 @@ async def test_signal_log_connects_every_signal_and_logs_the_life_cycle(
         return "queued"
 
     names = {signal.name for signal in all_signals()}
-    assert len(names) == 21  # Quart's 18 and quart_app's 3
+    assert len(names) == 28  # Quart's 18 and quart_app's 10
     for signal in all_signals():
         assert any(name.startswith("quart_app.receivers.signal_log")
                    for name in connected_names(signal, app)), signal.name
@@ -194,7 +194,8 @@ async def test_notification_is_sent_after_the_response(
             stats = await (await client.get("/api/stats")).get_json()
             if stats["notifications_sent"]:
                 break
-        assert stats == {"info_inserts": 1, "notifications_sent": 1}
+        assert stats == {"info_inserts": 1, "info_updates": 0, "info_deletes": 0,
+                         "notifications_sent": 1}
     assert messages(caplog, "quart_app.notify") == [
         "notification sent (simulated SMS): info id=1 name='sms'"
     ]

@@ -1,0 +1,64 @@
+"""Updates, deletes and bulk loads through a real `python run.py` with 2 workers on MariaDB and
+Redis: every change acknowledged by one worker is read at once by any worker."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import uuid
+from pathlib import Path
+
+import httpx
+
+from .server_process import ServerProcess
+from .services import MYSQL_URL, REDIS_URL, forget_redis_prefix, require_service, reset_mysql_table
+
+
+def test_two_workers_read_each_change_at_once(tmp_path: Path) -> None:
+    mysql = require_service("MariaDB", MYSQL_URL)
+    redis = require_service("Redis", REDIS_URL)
+    reset_mysql_table(mysql)
+    prefix = f"run-changes-{uuid.uuid4().hex[:8]}:"
+    env = {"QUART_DATABASE_URL": mysql, "QUART_CACHE_TYPE": "RedisCache",
+           "QUART_CACHE_REDIS_URL": redis, "QUART_CACHE_KEY_PREFIX": prefix}
+    try:
+        with ServerProcess("--workers", "2", env=env, log_dir=tmp_path) as server:
+            base = server.base_url
+            created = httpx.post(base + "/api/info/bulk", json=[
+                {"id": n, "name": f"r{n}", "money": n} for n in range(1, 25)])
+            assert [r["status"] for r in created.json()["results"]] == [201] * 24
+
+            def change_then_read(info_id: int) -> tuple[str, str, str]:
+                # New connections: the kernel spreads them over both workers.
+                with httpx.Client(base_url=base) as reader:
+                    reader.get(f"/api/info/{info_id}")  # cached by some worker
+                    reader.get("/api/info?limit=100")
+                with httpx.Client(base_url=base) as writer:
+                    etag = writer.get(f"/api/info/{info_id}").headers["etag"]
+                    if info_id % 2:
+                        changed = writer.put(f"/api/info/{info_id}", headers={"If-Match": etag},
+                                             json={"name": f"new{info_id}", "money": 0})
+                        assert changed.status_code == 200, changed.text
+                    else:
+                        gone = writer.delete(f"/api/info/{info_id}", headers={"If-Match": etag})
+                        assert gone.status_code == 204, gone.text
+                with httpx.Client(base_url=base) as reader:
+                    row = reader.get(f"/api/info/{info_id}", headers={"If-None-Match": etag})
+                    page = reader.get("/api/info?limit=100").json()
+                    names = {item["id"]: item["name"] for item in page["items"]}
+                    return (str(row.status_code), row.json().get("name", "-"),
+                            names.get(info_id, "-"))
+
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                seen = dict(zip(range(1, 25), pool.map(change_then_read, range(1, 25)),
+                                strict=True))
+            for info_id, (status, name, listed) in seen.items():
+                if info_id % 2:
+                    assert (status, name, listed) == ("200", f"new{info_id}", f"new{info_id}")
+                else:
+                    assert (status, listed) == ("404", "-")
+            stats = httpx.get(base + "/api/stats").json()
+            assert (stats["info_inserts"], stats["info_updates"], stats["info_deletes"]) == (
+                24, 12, 12)
+            assert server.stop() == 0
+    finally:
+        forget_redis_prefix(redis, prefix)
