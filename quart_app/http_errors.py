@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from quart import Quart, Response, jsonify
+from quart import Quart, Response, current_app, jsonify
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .cache import CacheUnavailable
-from .db import DuplicateId, StoreUnavailable
+from .db import DuplicateId, RowRefused, StoreUnavailable
 from .request_id import current_request_id
+from .validation import invalid_field, invalid_request
+
+log = logging.getLogger("quart_app.db")
 
 
 def register_error_handlers(app: Quart) -> None:
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(DuplicateId, duplicate_id)
+    app.register_error_handler(RowRefused, row_refused)
     app.register_error_handler(StoreUnavailable, store_unavailable)
     app.register_error_handler(CacheUnavailable, cache_unavailable)
     # Not a handler for Exception: that would hide errors from got_request_exception. Quart
@@ -43,8 +48,20 @@ async def duplicate_id(error: DuplicateId) -> Response:
     return error_response(409, "duplicate_id", str(error))
 
 
+async def row_refused(error: RowRefused) -> Response:
+    # A value the validation let through but the table cannot hold: the client's to fix.
+    return await invalid_request(invalid_field(error.field, error.reason))
+
+
 async def store_unavailable(error: StoreUnavailable) -> Response:
-    response = error_response(503, "database_unavailable", str(error))
+    # The message never names hosts, ports or files; the driver's detail may, so it goes to
+    # the log (once per outage, where the store logged it already) and, with DEBUG, here.
+    if error.detail and not error.logged:
+        log.warning("%s [request %s]: %s", error, current_request_id(), error.detail)
+    message = str(error)
+    if error.detail and current_app.debug:
+        message = f"{message} ({error.detail})"
+    response = error_response(503, "database_unavailable", message)
     response.headers["Retry-After"] = str(error.retry_after)
     return response
 

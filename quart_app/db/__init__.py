@@ -11,22 +11,33 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError
-from .errors import DuplicateId, PoolExhausted, StoreError, StoreUnavailable
+from .errors import (
+    DuplicateId,
+    PoolExhausted,
+    RowRefused,
+    StoreError,
+    StoreRefused,
+    StoreUnavailable,
+)
 from .extension import Database
 from .models import InfoRow
 from .pool_settings import PoolSettings
-from .store import MAX_PAGE_SIZE, InfoStore
+from .store import MAX_ID, MAX_PAGE_SIZE, MAX_ROW_ID, InfoStore
 from .urls import EXPECTED_URL, parse_mysql_url, sqlite_path
 
 __all__ = [
+    "MAX_ID",
     "MAX_PAGE_SIZE",
+    "MAX_ROW_ID",
     "Database",
     "DuplicateId",
     "InfoRow",
     "InfoStore",
     "PoolExhausted",
     "PoolSettings",
+    "RowRefused",
     "StoreError",
+    "StoreRefused",
     "StoreUnavailable",
     "check_database_url",
     "create_store",
