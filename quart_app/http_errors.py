@@ -58,17 +58,20 @@ async def store_unavailable(error: StoreUnavailable) -> Response:
     # the log (once per outage, where the store logged it already) and, with DEBUG, here.
     if error.detail and not error.logged:
         log.warning("%s [request %s]: %s", error, current_request_id(), error.detail)
-    message = str(error)
-    if error.detail and current_app.debug:
-        message = f"{message} ({error.detail})"
-    response = error_response(503, "database_unavailable", message)
+    response = error_response(503, "database_unavailable", error.for_client(current_app.debug))
     response.headers["Retry-After"] = str(error.retry_after)
     return response
 
 
+def cache_error_message(error: CacheUnavailable) -> str:
+    """What a client may read of a cache failure: "redis unreachable: Error 111 connecting
+    to host:port" loses the driver's words (logged by the cache client) unless in debug."""
+    return str(error) if current_app.debug else str(error).split(":", 1)[0]
+
+
 async def cache_unavailable(error: CacheUnavailable) -> Response:
     # Only with CACHE_IGNORE_ERRORS = false; by default an outage is a cache miss.
-    response = error_response(503, "cache_unavailable", str(error))
+    response = error_response(503, "cache_unavailable", cache_error_message(error))
     response.headers["Retry-After"] = "5"
     return response
 

@@ -46,6 +46,11 @@ class StoreUnavailable(StoreError):
         self.logged = logged
         super().__init__(message)
 
+    def for_client(self, debug: bool) -> str:
+        """The message a client may see: with the driver's detail only in debug mode."""
+        message = str(self)
+        return f"{message} ({self.detail})" if debug and self.detail else message
+
 
 class StoreRefused(StoreUnavailable):
     """The database refused a statement for a reason of its own (a time limit, a lock wait,

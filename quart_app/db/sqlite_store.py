@@ -139,7 +139,6 @@ class SQLiteStore(InfoStore):
         connected = int(self._conn is not None)
         return {
             "backend": "sqlite",
-            "path": self._path,
             "size": connected,
             # Operations share the one connection and queue on its thread.
             "in_use": min(self._in_flight, connected),

@@ -236,3 +236,19 @@ async def test_a_statement_the_server_refuses_keeps_the_pooled_connection(
     assert pool.stats()["discarded"] == 0
     async with pool.connection() as conn:
         assert conn.thread_id == first
+
+
+async def test_the_api_answers_a_refused_value_with_400_naming_the_field(
+    tmp_path: Path,
+) -> None:
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'narrow.sqlite3'}"})
+    async with app.test_app():
+        await write_directly(app.extensions["database"].store,
+                             "CREATE TRIGGER short_names BEFORE INSERT ON info "
+                             "WHEN length(NEW.name) > 3 BEGIN "
+                             "SELECT RAISE(ABORT, 'CHECK constraint failed: name'); END")
+        response = await app.test_client().post("/api/info", json={"name": "long", "money": 1})
+        assert response.status_code == 400
+        body = await response.get_json()
+        assert body["error"] == "invalid_request"
+        assert [problem["field"] for problem in body["fields"]] == ["name"]
