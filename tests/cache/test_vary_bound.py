@@ -1,0 +1,53 @@
+"""A view whose response varies on a request header stores a bounded number of variants:
+clients choose header values, so each new value must not be a new cache entry forever."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from quart import Quart, Response, request
+
+from quart_app import create_app
+from quart_app.cache.views import MAX_VARIANTS
+from quart_app.extensions import cache
+
+
+def varying_app(cache_config: dict[str, Any], tmp_path: Path) -> tuple[Quart, Counter[str]]:
+    app = create_app({**cache_config, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"})
+    runs: Counter[str] = Counter()
+
+    @app.get("/greeting")
+    @cache.cached(timeout=60)
+    async def greeting() -> Response:
+        language = request.headers.get("Accept-Language", "")
+        runs[language] += 1
+        response = Response(f"hello in {language}")
+        response.headers["Vary"] = "Accept-Language"
+        return response
+
+    return app, runs
+
+
+async def test_variants_beyond_the_bound_are_served_but_not_stored(
+    cache_config: dict[str, Any], tmp_path: Path
+) -> None:
+    app, runs = varying_app(cache_config, tmp_path)
+    languages = [f"x-{n}" for n in range(MAX_VARIANTS + 8)]
+    async with app.test_app():
+        client = app.test_client()
+        statuses = []
+        for language in languages:
+            response = await client.get("/greeting", headers={"Accept-Language": language})
+            assert await response.get_data(as_text=True) == f"hello in {language}"
+            statuses.append(response.headers["Cache-Status"])
+        stored = [status for status in statuses if status.endswith("stored")]
+        assert len(stored) == MAX_VARIANTS
+        assert all("detail" not in status for status in statuses)  # not a cache failure
+        # The stored ones are hits; the ones past the bound run the view each time.
+        again = await client.get("/greeting", headers={"Accept-Language": languages[0]})
+        assert "hit" in again.headers["Cache-Status"]
+        await client.get("/greeting", headers={"Accept-Language": languages[-1]})
+        assert runs[languages[0]] == 1
+        assert runs[languages[-1]] == 2
