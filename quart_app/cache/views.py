@@ -237,6 +237,8 @@ class _ViewCall(DecoratedCall):
             variant = keys.variant(vary_pairs(stored[_VARY], self.headers))
             stored = await self.client.get(variant)
         value, state = unwrap(stored, tokens)
+        if state == "stale":
+            self._variants = ()  # the listed ones are stale too: they count again once stored
         entry = None if value is MISSING else StoredResponse.from_value(value)
         if entry is None and state == "hit":
             state = "miss"  # unreadable (written by an older version): replace it

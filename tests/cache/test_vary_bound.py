@@ -51,3 +51,24 @@ async def test_variants_beyond_the_bound_are_served_but_not_stored(
         await client.get("/greeting", headers={"Accept-Language": languages[-1]})
         assert runs[languages[0]] == 1
         assert runs[languages[-1]] == 2
+
+
+async def test_an_invalidation_makes_room_for_new_variants(
+    cache_config: dict[str, Any], tmp_path: Path
+) -> None:
+    app, _ = varying_app(cache_config, tmp_path)
+    async with app.test_app():
+        client = app.test_client()
+
+        async def status(language: str) -> str:
+            response = await client.get("/greeting", headers={"Accept-Language": language})
+            return response.headers["Cache-Status"]
+
+        for n in range(MAX_VARIANTS):
+            await status(f"x-{n}")
+        assert not (await status("late")).endswith("stored")
+        async with app.app_context():
+            await cache.delete_cached(app.view_functions["greeting"])
+        assert (await status("x-0")).endswith("stored")  # stale: stored again
+        assert (await status("late")).endswith("stored")
+        assert "hit" in await status("late")
