@@ -3,6 +3,7 @@ the database refuses is a refusal (nothing stored, connection kept), never an ou
 
 from __future__ import annotations
 
+import base64
 import sqlite3
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -252,3 +253,21 @@ async def test_the_api_answers_a_refused_value_with_400_naming_the_field(
         body = await response.get_json()
         assert body["error"] == "invalid_request"
         assert [problem["field"] for problem in body["fields"]] == ["name"]
+
+
+def cursor_for(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("text", [f"s{MAX_ROW_ID + 1}", "s" + "9" * 5000, "s" + "0" * 30 + "1"])
+async def test_cursors_beyond_the_range_or_forged_are_value_errors(
+    opened: InfoStore, text: str
+) -> None:
+    with pytest.raises(ValueError):
+        await opened.list_page(10, cursor_for(text))
+
+
+async def test_a_cursor_at_the_top_of_the_range_pages_from_the_newest(opened: InfoStore) -> None:
+    rows = [await opened.insert(None, f"n{n}", ONE) for n in range(3)]
+    page, _ = await opened.list_page(10, cursor_for(f"s{MAX_ROW_ID}"))
+    assert page == rows[::-1]
