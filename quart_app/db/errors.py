@@ -32,9 +32,9 @@ class RowRefused(StoreError):
 class StoreUnavailable(StoreError):
     """The database cannot serve the request now; retrying after `retry_after` seconds may work.
 
-    `detail` is the driver's own account (hosts, paths): logged, shown to clients only
-    with `DEBUG`. `logged` says it was logged already (an outage is logged once, not once
-    per request).
+    `detail` is the driver's own account (hosts, paths): logged with the request id by
+    the HTTP layer, shown to clients only with `DEBUG`. `logged` says it was logged
+    already (an outage is logged once when it starts, not once per request).
     """
 
     def __init__(

@@ -243,10 +243,8 @@ class _WriteOutcomeUnknown(StoreUnavailable):
     """A write was sent but no answer came back: the row may or may not be stored."""
 
     def __init__(self, cause: str, error: BaseException | None) -> None:
-        detail = None if error is None else str(error)
-        message = f"{cause} after the insert was sent: the row may or may not be stored"
-        log.warning("%s (%s)", message, detail or "no answer")
-        super().__init__(message, detail=detail, logged=True)
+        super().__init__(f"{cause} after the insert was sent: the row may or may not be stored",
+                         detail=None if error is None else str(error))
 
 
 async def _insert_row(raw: Any, sql: str, id: int | None, name: str, money: Decimal) -> int:
@@ -325,17 +323,15 @@ def _info_row(row: tuple[Any, ...]) -> InfoRow:
 def _store_error(exc: BaseException) -> StoreError:
     """A read's failure: the connection is gone, or the server refused the statement."""
     if is_disconnect(exc):
-        log.warning("lost the database connection: %s", exc)
-        return StoreUnavailable("lost the database connection", detail=str(exc), logged=True)
+        return StoreUnavailable("lost the database connection", detail=str(exc))
     return _refused(exc, "the database refused the statement")
 
 
 def _refused(exc: BaseException, what: str, *, retry_after: int = 3) -> StoreRefused:
-    """A statement the server refused: logged with its text, answered with its number only
-    (a server's messages can name files and hosts)."""
-    log.warning("%s: %s", what, exc)
+    """A statement the server refused, answered with its number; its text (which can name
+    files and hosts) is the detail."""
     return StoreRefused(f"{what}; nothing was stored (error {error_code(exc)})",
-                        retry_after=retry_after, detail=str(exc), logged=True)
+                        retry_after=retry_after, detail=str(exc))
 
 
 def _insert_refused(exc: BaseException, id: int | None, query_timeout: float) -> StoreError:

@@ -172,14 +172,13 @@ class SQLiteStore(InfoStore):
                     continue
                 if code in _BUSY:
                     self._timeouts += 1
-                    raise StoreRefused("database busy", retry_after=1, detail=message) from exc
+                    raise StoreRefused("database busy", retry_after=1) from exc
                 if code in _FILE_LOST:
                     await self._drop_connection(conn)
                     raise self._reachability.down(message) from exc
-                log.warning("the database refused a statement: %s", message)
                 raise StoreRefused(
                     f"the database refused the statement ({_CODE_NAMES.get(code, 'error')});"
-                    " nothing was stored", detail=message, logged=True,
+                    " nothing was stored", detail=message,
                 ) from exc
             except ValueError as exc:
                 # aiosqlite's "Connection closed", e.g. during shutdown.

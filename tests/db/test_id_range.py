@@ -205,14 +205,17 @@ async def test_a_value_the_table_refuses_is_the_clients_field(opened: InfoStore)
     assert (await opened.insert(None, "ok", ONE)).name == "ok"
 
 
-async def test_the_api_answers_a_refusal_with_503_not_500(tmp_path: Path) -> None:
+async def test_the_api_answers_a_refusal_with_503_not_500(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'full.sqlite3'}"})
     async with app.test_app():
         client = app.test_client()
         assert (await client.post("/api/info", json={"name": "a", "money": 1})).status_code == 201
         await write_directly(app.extensions["database"].store,
                              "UPDATE info SET id = %s", MAX_ROW_ID)
-        response = await client.post("/api/info", json={"name": "b", "money": 1})
+        response = await client.post("/api/info", json={"name": "b", "money": 1},
+                                     headers={"X-Request-ID": "req-full"})
         assert response.status_code == 503
         assert response.headers["Retry-After"].isdigit()
         body = await response.get_json()
@@ -220,6 +223,9 @@ async def test_the_api_answers_a_refusal_with_503_not_500(tmp_path: Path) -> Non
         assert "nothing was stored" in body["message"]
         chosen = await client.post("/api/info", json={"id": 9, "name": "c", "money": 1})
         assert chosen.status_code == 201
+    # SQLite's own words stay in the log, with the request they answered.
+    logged = [r.getMessage() for r in caplog.records if "req-full" in r.getMessage()]
+    assert any("database or disk is full" in message for message in logged)
 
 
 @pytest.mark.parametrize("code", [167, 1062, 1264, 1366, 1406, 1969, 3024, 4025])
