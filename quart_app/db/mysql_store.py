@@ -57,7 +57,9 @@ _IDS_EXHAUSTED = frozenset({167, 1467})
 # A value that does not fit its column: out of range, too long, not a valid string or
 # number, NULL, truncated, a CHECK constraint (MariaDB's 4025, MySQL's 3819).
 _VALUE_REFUSED = frozenset({1048, 1264, 1265, 1366, 1406, 3819, 4025})
-_COLUMN = re.compile(r"[`'](\w+)[`'] at row|constraint [`'](?:\w+[`']\.[`'])*(\w+)[`']")
+# "... for column 'name' at row 1", "CONSTRAINT `info.name` failed for `db`.`info`".
+_COLUMN = re.compile(r"[`'](\w+)[`'] at row|CONSTRAINT [`'](?:\w+\.)?(\w+)[`']")
+_FIELDS = frozenset({"id", "name", "money"})
 
 
 class MySQLStore(InfoStore):
@@ -347,6 +349,8 @@ def _insert_refused(exc: BaseException, id: int | None, query_timeout: float) ->
         return _refused(exc, "the database has no id left to assign")
     if code in _VALUE_REFUSED:
         match = _COLUMN.search(str(exc))
-        column = next((name for name in match.groups() if name), "body") if match else "body"
-        return RowRefused(column, "the database refused this value")
+        column = next((name for name in match.groups() if name), "") if match else ""
+        # A table constraint of the operator's names no field: the row as a whole.
+        return RowRefused(column if column in _FIELDS else "body",
+                          "the database refused this value")
     return _refused(exc, "the database refused the row")

@@ -289,7 +289,8 @@ async def _widen_ids(conn: aiosqlite.Connection) -> None:
                         "CHECK id <= 2147483647)")
         await conn.execute("COMMIT")
     except BaseException:
-        await conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite rolls back by itself after some errors
+            await conn.execute("ROLLBACK")
         raise
 
 

@@ -277,3 +277,21 @@ async def test_a_cursor_at_the_top_of_the_range_pages_from_the_newest(opened: In
     rows = [await opened.insert(None, f"n{n}", ONE) for n in range(3)]
     page, _ = await opened.list_page(10, cursor_for(f"s{MAX_ROW_ID}"))
     assert page == rows[::-1]
+
+
+@pytest.mark.parametrize(("constraint", "field"), [
+    ("MODIFY name VARCHAR(64) NOT NULL CHECK (length(name) <= 3)", "name"),  # a column's
+    ("ADD CONSTRAINT short_rows CHECK (length(name) + money < 5)", "body"),  # the table's
+])
+async def test_a_check_constraint_names_its_column_or_the_row(
+    mysql_url: str, tmp_path: Path, constraint: str, field: str
+) -> None:
+    store = open_store(mysql_url, tmp_path)
+    await store.open()
+    try:
+        await write_directly(store, f"ALTER TABLE info {constraint}")
+        with pytest.raises(RowRefused) as refused:
+            await store.insert(None, "long", ONE)
+        assert refused.value.field == field
+    finally:
+        await store.close()
