@@ -55,7 +55,8 @@ async def row_refused(error: RowRefused) -> Response:
 
 async def store_unavailable(error: StoreUnavailable) -> Response:
     # The message never names hosts, ports or files; the driver's detail may, so it goes to
-    # the log (once per outage, where the store logged it already) and, with DEBUG, here.
+    # the log (here, unless the outage's first request logged it already) and, with DEBUG,
+    # to the client.
     if error.detail and not error.logged:
         log.warning("%s [request %s]: %s", error, current_request_id(), error.detail)
     response = error_response(503, "database_unavailable", error.for_client(current_app.debug))
