@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from quart import Quart, Response, jsonify
+from quart import Quart, Response, current_app, jsonify
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .cache import CacheUnavailable
-from .db import DuplicateId, StoreUnavailable
+from .db import DuplicateId, RowRefused, StoreUnavailable
 from .request_id import current_request_id
+from .validation import invalid_field, invalid_request
+
+log = logging.getLogger("quart_app.db")
 
 
 def register_error_handlers(app: Quart) -> None:
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(DuplicateId, duplicate_id)
+    app.register_error_handler(RowRefused, row_refused)
     app.register_error_handler(StoreUnavailable, store_unavailable)
     app.register_error_handler(CacheUnavailable, cache_unavailable)
     # Not a handler for Exception: that would hide errors from got_request_exception. Quart
@@ -43,15 +48,31 @@ async def duplicate_id(error: DuplicateId) -> Response:
     return error_response(409, "duplicate_id", str(error))
 
 
+async def row_refused(error: RowRefused) -> Response:
+    # A value the validation let through but the table cannot hold: the client's to fix.
+    return await invalid_request(invalid_field(error.field, error.reason))
+
+
 async def store_unavailable(error: StoreUnavailable) -> Response:
-    response = error_response(503, "database_unavailable", str(error))
+    # The message never names hosts, ports or files; the driver's detail may, so it goes to
+    # the log (here, unless the outage's first request logged it already) and, with DEBUG,
+    # to the client.
+    if error.detail and not error.logged:
+        log.warning("%s [request %s]: %s", error, current_request_id(), error.detail)
+    response = error_response(503, "database_unavailable", error.for_client(current_app.debug))
     response.headers["Retry-After"] = str(error.retry_after)
     return response
 
 
+def cache_error_message(error: CacheUnavailable) -> str:
+    """What a client may read of a cache failure: "redis unreachable: Error 111 connecting
+    to host:port" loses the driver's words (logged by the cache client) unless in debug."""
+    return str(error) if current_app.debug else str(error).split(":", 1)[0]
+
+
 async def cache_unavailable(error: CacheUnavailable) -> Response:
     # Only with CACHE_IGNORE_ERRORS = false; by default an outage is a cache miss.
-    response = error_response(503, "cache_unavailable", str(error))
+    response = error_response(503, "cache_unavailable", cache_error_message(error))
     response.headers["Retry-After"] = "5"
     return response
 

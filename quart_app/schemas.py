@@ -7,7 +7,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-MAX_ID = 2**31 - 1
+from .db.store import MAX_ID  # ids a client may choose; the store assigns beyond them
+
 MAX_MONEY = Decimal("9999999999.99")  # DECIMAL(12,2)
 MAX_PAGE = 100
 

@@ -1,4 +1,9 @@
-"""Liveness and readiness probes for load balancers and orchestrators."""
+"""Liveness and readiness probes for load balancers and orchestrators.
+
+`/readyz` is often reachable from outside: it names what is down and the pool's figures,
+but the database URL and the drivers' own messages (hosts, ports, file paths) only with
+`DEBUG`; the log has them either way.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from quart import Blueprint, current_app
 from ..cache import CacheUnavailable
 from ..db import StoreUnavailable
 from ..extensions import cache
+from ..http_errors import cache_error_message
 
 health = Blueprint("health", __name__)
 
@@ -44,15 +50,16 @@ async def _cache_check() -> dict[str, Any]:
     try:
         await cache.client.ping()
     except CacheUnavailable as error:
-        return {**check, "ok": False, "error": str(error)}
+        return {**check, "ok": False, "error": cache_error_message(error)}
     return {**check, "ok": True}
 
 
 async def _database_check() -> dict[str, Any]:
     store = current_app.extensions["database"].store
-    check: dict[str, Any] = {"url": store.display_url}
+    check: dict[str, Any] = {"url": store.display_url} if current_app.debug else {}
     try:
         await store.ping()
     except StoreUnavailable as error:
-        return {**check, "ok": False, "error": str(error), "pool": store.stats()}
+        return {**check, "ok": False, "error": error.for_client(current_app.debug),
+                "pool": store.stats()}
     return {**check, "ok": True, "pool": store.stats()}

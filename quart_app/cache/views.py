@@ -64,6 +64,11 @@ _CACHED_METHODS = frozenset({"GET", "HEAD"})
 # The entry key of a response with `Vary` holds this marker naming the headers; each
 # combination of their values has its own entry under a variant key.
 _VARY = "vary"
+# The marker also lists the variants stored: a client chooses header values, so without a
+# bound one `Vary: Accept-Language` view could fill the cache. Past this many, a new
+# combination is served uncached until the entry expires or is invalidated.
+_VARIANTS = "variants"
+MAX_VARIANTS = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,15 +224,21 @@ class _ViewCall(DecoratedCall):
         entry, state, variant = await self._resolve(keys, stored, tokens)
         return entry, state, tokens, variant
 
+    #: The variants the entry's Vary marker lists, as last read.
+    _variants: tuple[str, ...] = ()
+
     async def _resolve(
         self, keys: EntryKeys, stored: Any, tokens: tuple[str | None, ...]
     ) -> tuple[StoredResponse | None, State, str]:
         """Follow a Vary marker to this request's variant; check the entry's tokens."""
         variant = keys.entry
         if isinstance(stored, dict) and _VARY in stored:
+            self._variants = tuple(str(known) for known in stored.get(_VARIANTS, ()))
             variant = keys.variant(vary_pairs(stored[_VARY], self.headers))
             stored = await self.client.get(variant)
         value, state = unwrap(stored, tokens)
+        if state == "stale":
+            self._variants = ()  # the listed ones are stale too: they count again once stored
         entry = None if value is MISSING else StoredResponse.from_value(value)
         if entry is None and state == "hit":
             state = "miss"  # unreadable (written by an older version): replace it
@@ -247,7 +258,7 @@ class _ViewCall(DecoratedCall):
             return _Produced(None, own=response)
         entry = await StoredResponse.snapshot(response, self.lifetime)
         vary = tuple(vary_pairs(entry.vary, self.headers))
-        if not await self._storable(response):
+        if not await self._storable(response) or not self._variant_fits(keys, vary):
             return _Produced(entry, vary)
         stored = await self._store(keys, entry, vary, tokens)
         return _Produced(entry, vary, stored=stored, store_failed=not stored)
@@ -273,14 +284,21 @@ class _ViewCall(DecoratedCall):
         try:
             if not vary:
                 return await self.client.set(keys.entry, payload, timeout=self.lifetime)
-            marker = {_VARY: list(entry.vary)}
+            variant = keys.variant(vary)
+            listed = [known for known in self._variants if known != variant]
+            marker = {_VARY: list(entry.vary), _VARIANTS: [*listed, variant]}
             written = await self.client.set_many(
-                {keys.entry: marker, keys.variant(vary): payload}, timeout=self.lifetime
+                {keys.entry: marker, variant: payload}, timeout=self.lifetime
             )
             return len(written) == 2
         except Exception:
             logger.exception("cache failed storing %s; served uncached", self.settings.name)
             return False
+
+    def _variant_fits(self, keys: EntryKeys, vary: tuple[tuple[str, str | None], ...]) -> bool:
+        """Whether this Vary combination may be stored (one already listed always may)."""
+        return (not vary or len(self._variants) < MAX_VARIANTS
+                or keys.variant(vary) in self._variants)
 
     def _may_share(self, produced: _Produced) -> bool:
         """Whether a response computed for another request fits this one."""

@@ -16,17 +16,21 @@ from .errors import (
     NoSuchRow,
     PoolExhausted,
     RowChanged,
+    RowRefused,
     StoreError,
+    StoreRefused,
     StoreUnavailable,
 )
 from .extension import Database
 from .models import InfoRow
 from .pool_settings import PoolSettings
-from .store import MAX_PAGE_SIZE, InfoStore
+from .store import MAX_ID, MAX_PAGE_SIZE, MAX_ROW_ID, InfoStore
 from .urls import EXPECTED_URL, parse_mysql_url, sqlite_path
 
 __all__ = [
+    "MAX_ID",
     "MAX_PAGE_SIZE",
+    "MAX_ROW_ID",
     "Database",
     "DuplicateId",
     "InfoRow",
@@ -35,7 +39,9 @@ __all__ = [
     "PoolExhausted",
     "PoolSettings",
     "RowChanged",
+    "RowRefused",
     "StoreError",
+    "StoreRefused",
     "StoreUnavailable",
     "check_database_url",
     "create_store",

@@ -1,4 +1,8 @@
-"""What the storage layer raises; the routes turn these into HTTP answers."""
+"""What the storage layer raises; the routes turn these into HTTP answers.
+
+A `StoreUnavailable` message is shown to clients, so it never names a host, a port or a
+file; what the driver said (which may) travels in `detail`, for the log and for `DEBUG`.
+"""
 
 from __future__ import annotations
 
@@ -15,12 +19,42 @@ class DuplicateId(StoreError):
         super().__init__(f"a row with id {id} already exists")
 
 
-class StoreUnavailable(StoreError):
-    """The database cannot serve the request now; retrying after `retry_after` seconds may work."""
+class RowRefused(StoreError):
+    """The database refused a value of the row (it does not fit its column); nothing was
+    written. The client sent it, so it is the client's to fix (a 400 naming `field`)."""
 
-    def __init__(self, message: str, *, retry_after: int = 3) -> None:
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot serve the request now; retrying after `retry_after` seconds may work.
+
+    `detail` is the driver's own account (hosts, paths): logged with the request id by
+    the HTTP layer, shown to clients only with `DEBUG`. `logged` says it was logged
+    already (an outage is logged once when it starts, not once per request).
+    """
+
+    def __init__(
+        self, message: str, *, retry_after: int = 3, detail: str | None = None,
+        logged: bool = False,
+    ) -> None:
         self.retry_after = retry_after
+        self.detail = detail
+        self.logged = logged
         super().__init__(message)
+
+    def for_client(self, debug: bool) -> str:
+        """The message a client may see: with the driver's detail only in debug mode."""
+        message = str(self)
+        return f"{message} ({self.detail})" if debug and self.detail else message
+
+
+class StoreRefused(StoreUnavailable):
+    """The database refused a statement for a reason of its own (a time limit, a lock wait,
+    a full disk, no ids left to assign): nothing was stored, and the connection is fine."""
 
 
 class PoolExhausted(StoreUnavailable):

@@ -60,11 +60,18 @@ def error_code(exc: BaseException) -> int:
 
 
 def is_server_error(exc: BaseException) -> bool:
-    """True when the server refused a statement and the connection is still usable."""
+    """True when the server refused a statement and the connection is still usable.
+
+    The server's refusals arrive in an error packet with the server's number: handler
+    errors below 1000 (167, out of range for AUTO_INCREMENT), 1000..1999, and 3000 up
+    (MySQL 5.7+ and MariaDB 10.x numbers, 3024, 4025). 2000..2999 are the client library's
+    own (CR_*: 2006 gone away, 2013 lost, 2055), and code 0 is a protocol error: the
+    connection is in an unknown state.
+    """
     if not isinstance(exc, pymysql.err.MySQLError):
         return False
     code = error_code(exc)
-    return 1000 <= code < 2000 and code not in _SESSION_ENDING_ERRORS
+    return code > 0 and not 2000 <= code < 3000 and code not in _SESSION_ENDING_ERRORS
 
 
 def is_disconnect(exc: BaseException) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -13,19 +14,19 @@ import aiomysql
 import pymysql
 from pymysql.constants import ER
 
-from .errors import DuplicateId, StoreError, StoreUnavailable
+from .errors import DuplicateId, RowRefused, StoreError, StoreRefused, StoreUnavailable
 from .models import InfoRow
-from .mysql_pool import MySQLPool, error_code, is_disconnect
+from .mysql_pool import MySQLPool, error_code, is_disconnect, is_server_error
 from .pool_settings import PoolSettings
 from .schema import schema_statements
 from .store import (
-    MAX_ID,
     InfoStore,
     NewRow,
     check_limit,
     check_new_row,
     decode_cursor,
     encode_cursor,
+    is_row_id,
 )
 from .urls import MySQLAddress
 
@@ -67,6 +68,16 @@ _STATEMENT_TIMEOUT = 1969  # ER_STATEMENT_TIMEOUT (MariaDB): max_statement_time 
 _SERVER_ANSWER_GRACE = 1.0
 _NO_SUCH_TABLE = 1146
 _BAD_FIELD = 1054
+# The server's limits on one statement: nothing was stored, trying later may work.
+_TIME_LIMITS = frozenset({_STATEMENT_TIMEOUT, 3024, ER.LOCK_WAIT_TIMEOUT})
+# AUTO_INCREMENT has no next value (HA_ERR_AUTOINC_ERANGE, ER_AUTOINC_READ_FAILED).
+_IDS_EXHAUSTED = frozenset({167, 1467})
+# A value that does not fit its column: out of range, too long, not a valid string or
+# number, NULL, truncated, a CHECK constraint (MariaDB's 4025, MySQL's 3819).
+_VALUE_REFUSED = frozenset({1048, 1264, 1265, 1366, 1406, 3819, 4025})
+# "... for column 'name' at row 1", "CONSTRAINT `info.name` failed for `db`.`info`".
+_COLUMN = re.compile(r"[`'](\w+)[`'] at row|CONSTRAINT [`'](?:\w+\.)?(\w+)[`']")
+_FIELDS = frozenset({"id", "name", "money"})
 
 
 class MySQLStore(InfoStore):
@@ -135,6 +146,9 @@ class MySQLStore(InfoStore):
                         f"table info in {self.display_url} lacks the columns this app needs "
                         f"(id, name, money, seq): {exc}; see quart_app/db/schema_mysql.sql"
                     ) from exc
+                if is_server_error(exc):
+                    # Not an outage: open() must stop start-up with it.
+                    raise StoreError(f"creating the schema failed: {exc}") from exc
                 raise _store_error(exc) from exc
             self._schema_ready = True
 
@@ -142,7 +156,7 @@ class MySQLStore(InfoStore):
         try:
             await self._run(_select_one)
         except pymysql.err.MySQLError as exc:
-            raise StoreUnavailable(f"the database did not answer a ping: {exc}") from exc
+            raise StoreUnavailable("the database did not answer a ping", detail=str(exc)) from exc
 
     async def insert(self, id: int | None, name: str, money: Decimal) -> InfoRow:
         money = check_new_row(id, name, money)
@@ -153,23 +167,11 @@ class MySQLStore(InfoStore):
         try:
             new_id = await self._execute(insert_row, resend=False)
         except pymysql.err.MySQLError as exc:
-            code = error_code(exc)
-            if code == ER.DUP_ENTRY and id is not None:
-                raise DuplicateId(id) from None
-            if code in _RETRYABLE:
-                raise StoreUnavailable(f"database busy: {exc}", retry_after=1) from exc
-            if code == _STATEMENT_TIMEOUT:
-                raise StoreUnavailable(
-                    f"the database did not store the row within "
-                    f"{self._settings.query_timeout:g}s; nothing was stored"
-                ) from exc
-            raise _store_error(exc) from exc
+            raise _insert_refused(exc, id, self._settings.query_timeout) from exc
         return InfoRow(new_id, name, money)
 
     async def get(self, id: int) -> InfoRow | None:
-        if isinstance(id, bool) or not isinstance(id, int):
-            raise TypeError(f"id must be an int, not {type(id).__name__}")
-        if not 1 <= id <= MAX_ID:
+        if not is_row_id(id):
             return None
 
         async def query(raw: Any) -> InfoRow | None:
@@ -300,7 +302,7 @@ class MySQLStore(InfoStore):
             except TimeoutError:
                 if not resend:
                     raise _WriteOutcomeUnknown(
-                        f"the database did not answer within {wait:g}s"
+                        f"the database did not answer within {wait:g}s", None
                     ) from None
                 raise StoreUnavailable(
                     f"the database did not answer within {timeout:g}s", retry_after=3
@@ -309,19 +311,20 @@ class MySQLStore(InfoStore):
                 if not is_disconnect(exc):
                     raise
                 if not resend:
-                    raise _WriteOutcomeUnknown(f"lost the database connection ({exc})") from exc
+                    raise _WriteOutcomeUnknown("lost the database connection", exc) from exc
                 if attempt == 1 and reused:
                     log.info("database connection found dead (%s); retrying on a new one", exc)
                     continue
-                raise StoreUnavailable(f"lost the database connection: {exc}") from exc
+                raise _store_error(exc) from exc
         raise AssertionError("unreachable")
 
 
 class _WriteOutcomeUnknown(StoreUnavailable):
     """A write was sent but no answer came back: the row may or may not be stored."""
 
-    def __init__(self, cause: str) -> None:
-        super().__init__(f"{cause} after the insert was sent: the row may or may not be stored")
+    def __init__(self, cause: str, error: BaseException | None) -> None:
+        super().__init__(f"{cause} after the insert was sent: the row may or may not be stored",
+                         detail=None if error is None else str(error))
 
 
 class _QuietCursor(aiomysql.Cursor):  # type: ignore[misc]
@@ -371,8 +374,27 @@ async def _create_schema(raw: Any) -> None:
                 await cur.execute(statement)
             await cur.execute("SET SESSION sql_notes = 1")
             await cur.execute(_CHECK_COLUMNS)
+            await _widen_ids(cur)
         finally:
             await cur.execute("SELECT RELEASE_LOCK(%s)", (_SCHEMA_LOCK,))
+
+
+# Versions before the 64-bit ids made `id` an INT: after a client took 2147483647, every
+# insert without an id failed (error 167), forever.
+_ID_TYPE = (
+    "SELECT DATA_TYPE FROM information_schema.COLUMNS"
+    " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'info' AND COLUMN_NAME = 'id'"
+)
+_WIDEN_IDS = "ALTER TABLE info MODIFY id BIGINT NOT NULL AUTO_INCREMENT"
+
+
+async def _widen_ids(cur: Any) -> None:
+    """Widen an older table's INT id to BIGINT (rows and the counter are kept)."""
+    await cur.execute(_ID_TYPE)
+    row = await cur.fetchone()
+    if row is not None and str(row[0]).lower() != "bigint":
+        log.warning("table info: widening id from %s to BIGINT (one ALTER TABLE)", row[0])
+        await cur.execute(_WIDEN_IDS)
 
 
 async def _select_one(raw: Any) -> None:
@@ -387,6 +409,34 @@ def _info_row(row: tuple[Any, ...]) -> InfoRow:
 
 
 def _store_error(exc: BaseException) -> StoreError:
+    """A read's failure: the connection is gone, or the server refused the statement."""
     if is_disconnect(exc):
-        return StoreUnavailable(f"lost the database connection: {exc}")
-    return StoreError(f"the database refused the statement: {exc}")
+        return StoreUnavailable("lost the database connection", detail=str(exc))
+    return _refused(exc, "the database refused the statement")
+
+
+def _refused(exc: BaseException, what: str, *, retry_after: int = 3) -> StoreRefused:
+    """A statement the server refused, answered with its number; its text (which can name
+    files and hosts) is the detail."""
+    return StoreRefused(f"{what}; nothing was stored (error {error_code(exc)})",
+                        retry_after=retry_after, detail=str(exc))
+
+
+def _insert_refused(exc: BaseException, id: int | None, query_timeout: float) -> StoreError:
+    """What an insert the server refused means to the client; nothing was stored."""
+    code = error_code(exc)
+    if code == ER.DUP_ENTRY and id is not None:
+        return DuplicateId(id)
+    if code in _RETRYABLE:
+        return _refused(exc, "database busy", retry_after=1)
+    if code in _TIME_LIMITS:
+        return _refused(exc, f"the database did not store the row within {query_timeout:g}s")
+    if code in _IDS_EXHAUSTED and id is None:
+        return _refused(exc, "the database has no id left to assign")
+    if code in _VALUE_REFUSED:
+        match = _COLUMN.search(str(exc))
+        column = next((name for name in match.groups() if name), "") if match else ""
+        # A table constraint of the operator's names no field: the row as a whole.
+        return RowRefused(column if column in _FIELDS else "body",
+                          "the database refused this value")
+    return _refused(exc, "the database refused the row")

@@ -26,4 +26,5 @@ class Reachability:
             log.warning("database %s is unavailable: %s; trying again on the next request",
                         self.display_url, reason)
         self.reachable = False
-        return StoreUnavailable(f"database unavailable: {reason}", retry_after=self.retry_after)
+        return StoreUnavailable("database unavailable", retry_after=self.retry_after,
+                                detail=reason, logged=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from decimal import Decimal
@@ -11,22 +13,29 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from .errors import DuplicateId, StoreError, StoreUnavailable
+from .errors import DuplicateId, RowRefused, StoreError, StoreRefused, StoreUnavailable
 from .models import InfoRow
 from .pool_settings import PoolSettings
 from .reachability import Reachability
 from .schema import schema_statements
 from .store import (
-    MAX_ID,
     InfoStore,
     NewRow,
     check_limit,
     check_new_row,
     decode_cursor,
     encode_cursor,
+    is_row_id,
 )
 
 T = TypeVar("T")
+log = logging.getLogger("quart_app.db")
+
+# Primary result codes (the low byte of sqlite_errorcode).
+_BUSY = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED
+# The file is gone or unreadable: reconnecting is the only hope.
+_FILE_LOST = frozenset({3, 10, 11, 14, 26})  # PERM, IOERR, CORRUPT, CANTOPEN, NOTADB
+_CODE_NAMES = {13: "full", 8: "read-only", 18: "too big", 20: "type mismatch", 1: "error"}
 
 # One statement each, so every write is atomic and committed by SQLite itself (the
 # connection runs in autocommit mode): no transaction can be left open by a cancelled task.
@@ -123,14 +132,13 @@ class SQLiteStore(InfoStore):
         except sqlite3.IntegrityError as exc:
             if id is not None and "info.id" in str(exc):
                 raise DuplicateId(id) from None
-            raise StoreError(f"the database refused the row: {exc}") from exc
+            # check_new_row lets nothing else through; a table changed by hand might.
+            raise RowRefused(_refused_column(str(exc)), "the database refused it") from exc
         (new_id,) = next(iter(rows))
         return InfoRow(int(new_id), name, money)
 
     async def get(self, id: int) -> InfoRow | None:
-        if isinstance(id, bool) or not isinstance(id, int):
-            raise TypeError(f"id must be an int, not {type(id).__name__}")
-        if not 1 <= id <= MAX_ID:
+        if not is_row_id(id):
             return None
         rows = list(await self._run(lambda conn: conn.execute_fetchall(_GET, (id,))))
         return _info_row(rows[0]) if rows else None
@@ -171,7 +179,6 @@ class SQLiteStore(InfoStore):
         connected = int(self._conn is not None)
         return {
             "backend": "sqlite",
-            "path": self._path,
             "size": connected,
             # Operations share the one connection and queue on its thread.
             "in_use": min(self._in_flight, connected),
@@ -184,29 +191,37 @@ class SQLiteStore(InfoStore):
     async def _run(
         self, op: Callable[[aiosqlite.Connection], Awaitable[Iterable[T]]]
     ) -> Iterable[T]:
-        """Run `op`, mapping unreachable or locked databases to `StoreUnavailable` and
-        re-creating the table once if it disappeared."""
+        """Run `op`, re-creating the table once if it disappeared.
+
+        Only a file that cannot be read or written any more drops the connection and counts
+        as an outage; anything else SQLite refuses (a full disk or id space, a constraint)
+        leaves the connection as it is, for the next request.
+        """
         for attempt in (1, 2):
             conn = await self._connection()
             self._in_flight += 1
             try:
                 return await op(conn)
-            except sqlite3.OperationalError as exc:
+            except sqlite3.IntegrityError:
+                raise  # the row's own fault: insert() says which
+            except sqlite3.Error as exc:
                 message = str(exc)
+                code = _primary_code(exc)
                 if "no such table" in message and attempt == 1:
                     await self._drop_connection(conn)
                     continue
-                if "locked" in message or "busy" in message:
+                if code in _BUSY:
                     self._timeouts += 1
-                    raise StoreUnavailable(f"database busy: {message}", retry_after=1) from exc
-                if "no such" in message:
-                    raise StoreError(f"the database refused the statement: {message}") from exc
-                await self._drop_connection(conn)
-                raise self._reachability.down(message) from exc
-            except (sqlite3.DatabaseError, ValueError) as exc:
-                if isinstance(exc, sqlite3.IntegrityError):
-                    raise
-                # ValueError: aiosqlite's "Connection closed", e.g. during shutdown.
+                    raise StoreRefused("database busy", retry_after=1) from exc
+                if code in _FILE_LOST:
+                    await self._drop_connection(conn)
+                    raise self._reachability.down(message) from exc
+                raise StoreRefused(
+                    f"the database refused the statement ({_CODE_NAMES.get(code, 'error')});"
+                    " nothing was stored", detail=message,
+                ) from exc
+            except ValueError as exc:
+                # aiosqlite's "Connection closed", e.g. during shutdown.
                 await self._drop_connection(conn)
                 raise self._reachability.down(str(exc)) from exc
             finally:
@@ -237,6 +252,7 @@ class SQLiteStore(InfoStore):
                 await conn.execute("PRAGMA journal_mode = WAL")
             for statement in schema_statements("schema_sqlite.sql"):
                 await conn.execute(statement)
+            await _widen_ids(conn)
             try:
                 await conn.execute(_CHECK_COLUMNS)
             except sqlite3.OperationalError as exc:
@@ -265,6 +281,66 @@ class SQLiteStore(InfoStore):
 
 def _cents(money: Decimal) -> int:
     return int(money.scaleb(2))
+
+
+def _primary_code(exc: sqlite3.Error) -> int:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(code, int) else 0
+
+
+def _refused_column(message: str) -> str:
+    """The column a constraint message names ("CHECK constraint failed: length(name) ...")."""
+    for column in ("money_cents", "name", "id"):
+        if re.search(rf"\b{column}\b", message):
+            return "money" if column == "money_cents" else column
+    return "body"
+
+
+# Versions before the 64-bit ids capped the column at the client's range, so an insert
+# without id after a client took 2147483647 failed the CHECK, forever.
+_OLD_ID_CHECK = "2147483647"
+_TABLE_SQL = "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'info'"
+
+
+async def _widen_ids(conn: aiosqlite.Connection) -> None:
+    """Rebuild a table made by an older version without its 31-bit id CHECK.
+
+    SQLite cannot drop a CHECK in place: copy the rows into a table of the current shape,
+    keeping the AUTOINCREMENT counter, in one transaction that other workers wait for.
+    """
+    rows = list(await conn.execute_fetchall(_TABLE_SQL))
+    if not rows or _OLD_ID_CHECK not in str(rows[0][0]):
+        return
+    (create,) = schema_statements("schema_sqlite.sql")
+    create = create.replace("CREATE TABLE IF NOT EXISTS info (", "CREATE TABLE info_widened (", 1)
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        rows = list(await conn.execute_fetchall(_TABLE_SQL))
+        if rows and _OLD_ID_CHECK in str(rows[0][0]):  # another worker may have done it
+            counter = list(await conn.execute_fetchall(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'info'"))
+            await conn.execute("DROP TABLE IF EXISTS info_widened")
+            await conn.execute(create)
+            await conn.execute("INSERT INTO info_widened (id, name, money_cents, seq)"
+                               " SELECT id, name, money_cents, seq FROM info")
+            await conn.execute("DROP TABLE info")
+            await conn.execute("ALTER TABLE info_widened RENAME TO info")
+            if counter:
+                await conn.execute("DELETE FROM sqlite_sequence WHERE name = 'info'")
+                await conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('info', ?)",
+                                   (max(int(counter[0][0]), await _max_id(conn)),))
+            log.warning("table info: ids widened to 64 bits (rebuilt without the old "
+                        "CHECK id <= 2147483647)")
+        await conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:  # SQLite rolls back by itself after some errors
+            await conn.execute("ROLLBACK")
+        raise
+
+
+async def _max_id(conn: aiosqlite.Connection) -> int:
+    rows = list(await conn.execute_fetchall("SELECT COALESCE(MAX(id), 0) FROM info"))
+    return int(rows[0][0])
 
 
 def _info_row(row: Any) -> InfoRow:

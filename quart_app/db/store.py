@@ -14,8 +14,12 @@ from .models import CENT, InfoRow
 
 #: Largest page `list_page` serves.
 MAX_PAGE_SIZE = 1000
-#: Ids are the seed's INT column: positive and below 2**31.
+#: Largest id a client may choose (the seed's INT range). The column is 64-bit, so the ids
+#: the store assigns, always above every id stored so far, go on after it: a client that
+#: takes this one leaves 2**63 - 2**31 ids for the store, not none.
 MAX_ID = 2**31 - 1
+#: Largest id a row can have (BIGINT; SQLite's INTEGER).
+MAX_ROW_ID = 2**63 - 1
 #: Characters in a name (VARCHAR(64)).
 MAX_NAME_LENGTH = 64
 #: DECIMAL(12, 2): ten digits before the point, two after.
@@ -72,15 +76,19 @@ class InfoStore(ABC):
     async def insert(self, id: int | None, name: str, money: Decimal) -> InfoRow:
         """Store a row, committed before this returns, and give it back.
 
-        `id` None lets the store pick the next free id. Raises `DuplicateId` when the id is
-        taken (nothing written) and `StoreUnavailable` when the database cannot be reached;
-        a `StoreUnavailable` raised after the statement was sent says in its message that
-        the row may or may not be stored (the connection broke before the answer).
+        `id` None lets the store pick the next id after the largest stored (past MAX_ID
+        once a client took that one); a chosen id must be 1..MAX_ID.
+        Raises `DuplicateId` when the id is taken and `RowRefused` when the database refuses
+        a value (nothing written either way), `StoreRefused` when it refuses the statement
+        for a reason of its own (nothing written; the connection is kept), and
+        `StoreUnavailable` when the database cannot be reached; one raised after the
+        statement was sent says in its message that the row may or may not be stored (the
+        connection broke before the answer).
         """
 
     @abstractmethod
     async def get(self, id: int) -> InfoRow | None:
-        """The row with this id, or None."""
+        """The row with this id, or None (also for ids no row can have)."""
 
     @abstractmethod
     async def list_page(self, limit: int, cursor: str | None) -> tuple[list[InfoRow], str | None]:
@@ -109,7 +117,7 @@ class InfoStore(ABC):
         Without it, a row changed by someone else in between is read again and the change
         retried. Raises `ValueError` for values the table cannot hold.
         """
-        if not _id_in_range(id):
+        if not is_row_id(id):
             return None
         for attempt in range(_CHANGE_ATTEMPTS):
             if attempt:
@@ -119,7 +127,8 @@ class InfoStore(ABC):
             if current is None:
                 return None
             new_name = current.name if name is None else name
-            new_money = check_new_row(id, new_name, current.money if money is None else money)
+            # The row exists, so its id is one the store holds (assigned ids go past MAX_ID).
+            new_money = check_new_row(None, new_name, current.money if money is None else money)
             row = InfoRow(id, new_name, new_money)
             if row == current:
                 # Nothing to write, but the row must still be the one read (the read is the
@@ -140,7 +149,7 @@ class InfoStore(ABC):
     async def delete(self, id: int, *, expected: InfoRow | None = None) -> InfoRow | None:
         """Remove row `id` in one statement and give back what it held; None when there was
         none. With `expected`, only while the row still equals it, else `RowChanged`."""
-        if not _id_in_range(id):
+        if not is_row_id(id):
             return None
         row = await self._delete_row(id, expected)
         if row is None and expected is not None and await self.get(id) is not None:
@@ -186,12 +195,6 @@ class InfoStore(ABC):
     async def _insert_rows(self, rows: Sequence[NewRow]) -> list[InfoRow]:
         """Insert checked rows in one statement, skipping those whose id is taken; the rows
         stored, in the order they were inserted."""
-
-
-def _id_in_range(id: int) -> bool:
-    if isinstance(id, bool) or not isinstance(id, int):
-        raise TypeError(f"id must be an int, not {type(id).__name__}")
-    return 1 <= id <= MAX_ID
 
 
 def _match_stored(rows: Sequence[NewRow], stored: Sequence[InfoRow]) -> list[InfoRow | StoreError]:
@@ -244,6 +247,13 @@ def check_id(id: int) -> None:
         raise ValueError(f"id must be between 1 and {MAX_ID}")
 
 
+def is_row_id(id: int) -> bool:
+    """Whether a row can have this id (assigned ids go beyond MAX_ID); `TypeError` for a non-int."""
+    if isinstance(id, bool) or not isinstance(id, int):
+        raise TypeError(f"id must be an int, not {type(id).__name__}")
+    return 1 <= id <= MAX_ROW_ID
+
+
 def check_limit(limit: int) -> None:
     """Refuse page sizes outside 1..MAX_PAGE_SIZE."""
     if isinstance(limit, bool) or not isinstance(limit, int):
@@ -267,6 +277,6 @@ def decode_cursor(cursor: str) -> int:
     if not text.startswith(_CURSOR_PREFIX) or not digits.isdigit() or not digits.isascii():
         raise ValueError("invalid cursor")
     seq = int(digits)
-    if not 1 <= seq < 2**63 or encode_cursor(seq) != cursor:
+    if not 1 <= seq <= MAX_ROW_ID or encode_cursor(seq) != cursor:
         raise ValueError("invalid cursor")
     return seq

@@ -3,13 +3,16 @@
 Counting happens in process memory (request_finished is awaited inline by Quart, so a cache
 round trip there would be paid by every response); a task adds the counts to the cache every
 `VISITS_FLUSH_INTERVAL` seconds and once more when the app stops, so with Redis the totals
-are shared by every worker and none is lost at shutdown.
+are shared by every worker and none is lost at shutdown. A counter the cache refuses to add
+to (Redis stops at 2**63 - 1) stays where it is: logged once, its new visits dropped, never
+an error for the request or the end of the flushing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import Counter
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -23,10 +26,13 @@ from ..extensions import cache
 
 VISITS_KEY = "stats:visits:{rule}"
 
+logger = logging.getLogger("quart_app.visits")
+
 
 class VisitCounter:
     def __init__(self) -> None:
         self.pending: Counter[str] = Counter()
+        self._full: set[str] = set()  # rules whose counter the cache refused to increase
 
     def count(self, rule: str) -> None:
         self.pending[rule] += 1
@@ -38,8 +44,18 @@ class VisitCounter:
                 stored = await client.inc(VISITS_KEY.format(rule=rule), visits)
             except CacheUnavailable:
                 stored = None
+            except Exception as error:
+                # Whatever the backend raises for a refused increment (Redis: "would
+                # overflow" or "not an integer"): kept for next time, they would fail again.
+                if rule not in self._full:
+                    logger.warning("visits of %s: cannot add to the counter (%s); it stays "
+                                   "where it is", rule, error)
+                    self._full.add(rule)
+                continue
             if stored is None:
                 self.pending[rule] += visits  # the cache is down: keep them for next time
+            else:
+                self._full.discard(rule)
 
     async def totals(self, client: CacheClient, rules: list[str]) -> dict[str, int]:
         await self.flush(client)
