@@ -10,13 +10,13 @@ import asyncio
 from typing import Any
 
 from quart import Blueprint, Quart, current_app, url_for
-from quart_schema import document_response
 from werkzeug.exceptions import NotFound
 
 from ..cache.views import delete_cached
 from ..db import InfoStore
 from ..extensions import cache
 from ..inserts import insert_info
+from ..openapi import LOCATION, NOT_MODIFIED, Answer, answers
 from ..schemas import InfoIn, InfoOut, InfoPage, PageQuery
 from ..validation import invalid_field, validate_body, validate_query
 
@@ -29,8 +29,9 @@ def current_store() -> InfoStore:
 
 
 @info_api.post("")
+@answers(Answer(201, "the stored row", schema=InfoOut, headers=LOCATION),
+         400, 409, 413, 415, 503)
 @validate_body(InfoIn)
-@document_response(InfoOut, 201)
 async def create_info(data: InfoIn) -> tuple[dict[str, Any], int, dict[str, str]]:
     """Insert a row (JSON or form body); 201 with the stored row and its Location."""
     row = await insert_info(current_app, current_store(), data.id, data.name, data.money)
@@ -40,8 +41,8 @@ async def create_info(data: InfoIn) -> tuple[dict[str, Any], int, dict[str, str]
 
 @info_api.get("")
 @cache.cached()
+@answers(Answer(200, "a page of rows, newest first", schema=InfoPage), NOT_MODIFIED, 400, 503)
 @validate_query(PageQuery)
-@document_response(InfoPage)
 async def list_info(query_args: PageQuery) -> dict[str, Any]:
     """Rows newest first; `next_cursor` fetches the next, older page."""
     try:
@@ -53,7 +54,7 @@ async def list_info(query_args: PageQuery) -> dict[str, Any]:
 
 @info_api.get("/<int:info_id>")
 @cache.cached()
-@document_response(InfoOut)
+@answers(Answer(200, "the row", schema=InfoOut), NOT_MODIFIED, 404, 503)
 async def read_info(info_id: int) -> dict[str, Any]:
     """One row; its 404 is cached too, until the row is inserted."""
     row = await current_store().get(info_id)
