@@ -74,7 +74,8 @@ def error(status: int, description: str | None = None) -> Answer:
     return Answer(status, description or ERRORS[status], schema=ERROR_REF, headers=headers)
 
 
-def text(status: int, description: str, media_type: str = "text/plain") -> Answer:
+def text(status: int, description: str, media_type: str = "text/html") -> Answer:
+    # Quart answers a returned str as text/html, as Flask does for the tutorial.
     return Answer(status, description, media_type, {"type": "string"})
 
 
@@ -132,6 +133,7 @@ class Provider(OpenAPIProvider):
         parameters, definitions = self.build_querystring_parameters(model)
         required = set(model.model_json_schema().get("required", []))
         for parameter in parameters:
+            parameter["schema"] = _not_null(parameter["schema"])
             parameter["required"] = parameter["name"] in required
             # Each name once: a repeated one is refused (400).
             parameter["explode"] = False
@@ -140,8 +142,11 @@ class Provider(OpenAPIProvider):
     def _body(self, model: type[BaseModel]) -> tuple[dict[str, Any], dict[str, Any]]:
         body, definitions = self.build_request_body(model, DataSource.JSON)
         schema = body["content"][JSON_TYPE]["schema"]
-        # The same fields either way; in a form every value is text (`"5"` for 5).
-        content = {JSON_TYPE: {"schema": schema}, FORM_TYPE: {"schema": schema}}
+        # The same fields either way; in a form every value is text (`"5"` for 5), and a
+        # form cannot say null: an optional field is left out.
+        form = {**schema, "properties": {name: _not_null(property_schema) for name, property_schema
+                                         in schema.get("properties", {}).items()}}
+        content = {JSON_TYPE: {"schema": schema}, FORM_TYPE: {"schema": form}}
         return {"required": True, "content": content}, definitions
 
     def _response(self, answer: Answer) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -157,3 +162,15 @@ class Provider(OpenAPIProvider):
             response["headers"] = answer.headers
         return response, definitions
 
+
+
+def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A field's schema without its `null` branch, for text (a form, a query string)."""
+    branches = [branch for branch in schema.get("anyOf", []) if branch != {"type": "null"}]
+    if "anyOf" not in schema or len(branches) == len(schema["anyOf"]):
+        return schema
+    rest = {key: value for key, value in schema.items()
+            if key != "anyOf" and not (key == "default" and value is None)}
+    if len(branches) == 1:
+        return {**rest, **branches[0]}
+    return {**rest, "anyOf": branches}

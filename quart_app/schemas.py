@@ -41,7 +41,9 @@ MAX_DIGITS = 40
 REFUSED_CATEGORIES = {"Cc", "Cs"}
 _PRINTABLE = r"[^\u0000-\u001f\u007f-\u009f]"
 #: The JSON Schema of a name: a non-space character, and no control characters.
-NAME_PATTERN = rf"^{_PRINTABLE}*\S{_PRINTABLE}*$"
+NAME_PATTERN = rf"^{_PRINTABLE}*[^\s\u0000-\u001f\u007f-\u009f]{_PRINTABLE}*$"
+#: Money as text: what `_decimal` reads and the range and places allow.
+MONEY_PATTERN = r"^0*[0-9]{1,10}(\.[0-9]{1,2}0*)?$"
 
 
 def describe(value: Any) -> str:
@@ -88,8 +90,6 @@ def _decimal(value: Any, info: ValidationInfo) -> Any:
             raise PydanticCustomError(
                 "decimal_text", "expected a decimal amount written with the digits 0-9 and "
                 "at most one point, such as \"588\" or \"12.05\"")
-        if len(value) > MAX_DIGITS:
-            raise PydanticCustomError("decimal_text", "too many digits")
         return Decimal(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise PydanticCustomError(
@@ -132,11 +132,17 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
                                  "pattern": NAME_PATTERN,
                                  "description": "1 to 64 characters after trimming "
                                                 "whitespace; no control characters"})]
-Id = Annotated[int, BeforeValidator(_whole_number), Field(gt=0, le=MAX_ID)]
+# Constraints before the validators, so that the JSON Schema says them in its own words.
+Id = Annotated[int, Field(gt=0, le=MAX_ID), BeforeValidator(_whole_number)]
 Money = Annotated[Decimal, BeforeValidator(_decimal),
                   Field(ge=0, le=MAX_MONEY, max_digits=12, decimal_places=2,
                         allow_inf_nan=False),
-                  AfterValidator(_positive_zero)]
+                  AfterValidator(_positive_zero),
+                  WithJsonSchema({"anyOf": [
+                      {"type": "number", "minimum": 0, "maximum": float(MAX_MONEY),
+                       "multipleOf": 0.01},
+                      {"type": "string", "pattern": MONEY_PATTERN}],
+                      "description": "a decimal, 0 to 9999999999.99, at most two places"})]
 
 
 class InfoIn(BaseModel):
@@ -163,8 +169,9 @@ class InfoPage(BaseModel):
 class PageQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    limit: Annotated[int, BeforeValidator(_whole_number), Field(ge=1, le=MAX_PAGE)] = 20
-    cursor: str | None = None
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE), BeforeValidator(_whole_number)] = 20
+    cursor: Annotated[str | None, WithJsonSchema(
+        {"type": "string", "description": "next_cursor of the previous page"})] = None
 
 
 class LoginForm(BaseModel):

@@ -74,8 +74,11 @@ def validate_body(model_class: type[BaseModel]) -> Callable[[View], View]:
     def decorator(function: View) -> View:
         @wraps(function)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            body, text = await read_body()
-            data = load(model_class, body, text=text)
+            body = await read_body()
+            if isinstance(body, dict):
+                data = load(model_class, body, text=False)
+            else:
+                data = load(model_class, single_values(body, model_class, "body"), text=True)
             return await function(*args, data=data, **kwargs)
 
         setattr(wrapper, BODY_MODEL_ATTRIBUTE, model_class)
@@ -90,7 +93,8 @@ def validate_query(model_class: type[BaseModel]) -> Callable[[View], View]:
     def decorator(function: View) -> View:
         @wraps(function)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            query = parse_urlencoded(request.query_string, "query string")
+            fields = parse_urlencoded(request.query_string, "query string")
+            query = single_values(fields, model_class, "query string")
             return await function(*args, query_args=load(model_class, query, text=True),
                                   **kwargs)
 
@@ -100,8 +104,8 @@ def validate_query(model_class: type[BaseModel]) -> Callable[[View], View]:
     return decorator
 
 
-async def read_body() -> tuple[dict[str, Any], bool]:
-    """The body as a dict of fields, and whether its values are text (a form)."""
+async def read_body() -> dict[str, Any] | list[tuple[str, str]]:
+    """A JSON body's object, or a form's fields in order."""
     mimetype = request.mimetype
     if mimetype != FORM_TYPE and not request.is_json:
         shown = mimetype or "no Content-Type"
@@ -112,8 +116,8 @@ async def read_body() -> tuple[dict[str, Any], bool]:
         raise UnsupportedBody(f"charset={charset} is not accepted: send the body in UTF-8")
     raw = await request.get_data(cache=True, as_text=False, parse_form_data=False)
     if mimetype == FORM_TYPE:
-        return parse_urlencoded(raw, "body"), True
-    return parse_json_object(raw), False
+        return parse_urlencoded(raw, "body")
+    return parse_json_object(raw)
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
@@ -138,19 +142,29 @@ def _json_reason(message: str) -> str:
     return f"not valid JSON: {message}"
 
 
-def parse_urlencoded(raw: bytes, where: str) -> dict[str, str]:
-    """`a=1&b=2` into {"a": "1", "b": "2"}: strict UTF-8, and a repeated name is refused."""
-    fields: dict[str, str] = {}
+def parse_urlencoded(raw: bytes, where: str) -> list[tuple[str, str]]:
+    """`a=1&b=2` into [("a", "1"), ("b", "2")], decoding UTF-8 strictly."""
+    fields = []
     for pair in _utf8(raw, where).split("&"):
         if not pair:
             continue
         encoded_name, _, encoded_value = pair.partition("=")
         name = _unquote(encoded_name, where, where)
-        value = _unquote(encoded_value, name, where)
-        if name in fields:
-            raise invalid_field(name, f"given more than once in the {where}; give it once")
-        fields[name] = value
+        fields.append((name, _unquote(encoded_value, name, where)))
     return fields
+
+
+def single_values(
+    fields: list[tuple[str, str]], model_class: type[BaseModel], where: str
+) -> dict[str, str]:
+    """One value per name: a field the model reads may not be given twice (which one would
+    count?); a name it does not know is left to the model (refused, or ignored)."""
+    values: dict[str, str] = {}
+    for name, value in fields:
+        if name in values and name in model_class.model_fields:
+            raise invalid_field(name, f"given more than once in the {where}; give it once")
+        values.setdefault(name, value)
+    return values
 
 
 def _unquote(text: str, field: str, where: str) -> str:

@@ -54,7 +54,7 @@ async def info(query_args: InfoIn) -> str:
 
 
 @seed.get("/login")
-@answers(text(200, "the login page", "text/html"))
+@answers(text(200, "the login page"))
 async def login() -> str:
     return await render_template("login.html")
 
@@ -70,6 +70,6 @@ async def log_in(data: LoginForm) -> WerkzeugResponse:
 
 
 @seed.get("/<name>")
-@answers(text(200, "index.html, greeting the name", "text/html"))
+@answers(text(200, "index.html, greeting the name"))
 async def hello(name: str) -> str:
     return await render_template("index.html", name=name)
