@@ -67,6 +67,8 @@ class Answer:
     media_type: str | None = "application/json"
     schema: dict[str, Any] | type[BaseModel] | None = None
     headers: dict[str, Any] = field(default_factory=dict)
+    #: OpenAPI links: how a value in this answer feeds another operation.
+    links: dict[str, Any] = field(default_factory=dict)
 
 
 def error(status: int, description: str | None = None) -> Answer:
@@ -160,17 +162,17 @@ class Provider(OpenAPIProvider):
             response["content"] = {answer.media_type: {"schema": schema or {}}}
         if answer.headers:
             response["headers"] = answer.headers
+        if answer.links:
+            response["links"] = answer.links
         return response, definitions
 
 
 
 def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
-    """A field's schema without its `null` branch, for text (a form, a query string)."""
-    branches = [branch for branch in schema.get("anyOf", []) if branch != {"type": "null"}]
-    if "anyOf" not in schema or len(branches) == len(schema["anyOf"]):
-        return schema
+    """A field's schema without `null`, for text (a form, a query string): left out instead."""
     rest = {key: value for key, value in schema.items()
             if key != "anyOf" and not (key == "default" and value is None)}
+    branches = [branch for branch in schema.get("anyOf", []) if branch != {"type": "null"}]
     if len(branches) == 1:
         return {**rest, **branches[0]}
-    return {**rest, "anyOf": branches}
+    return {**rest, "anyOf": branches} if branches else rest

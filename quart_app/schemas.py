@@ -34,8 +34,8 @@ MAX_PAGE = 100
 
 ASCII_DIGITS = re.compile(r"[0-9]+")
 MONEY_TEXT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
-# Longer digit strings are out of every range here; int() of 4,300+ digits even raises.
-MAX_DIGITS = 40
+# Longer digit strings are out of every range here, and int() of 4,300+ digits raises.
+MAX_DIGITS = 1000
 # Cc: C0, DEL and C1 controls (NUL among them); Cs: lone surrogates, which no UTF-8
 # column can store.
 REFUSED_CATEGORIES = {"Cc", "Cs"}
@@ -75,7 +75,8 @@ def _whole_number(value: Any, info: ValidationInfo) -> Any:
             raise PydanticCustomError(
                 "whole_number", "expected a whole number written with the digits 0-9")
         if len(value) > MAX_DIGITS:
-            raise PydanticCustomError("whole_number", "too large")
+            raise PydanticCustomError("whole_number", "more than {digits} digits",
+                                      {"digits": MAX_DIGITS})
         return int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise PydanticCustomError(

@@ -14,6 +14,7 @@ why, or a 415 for a media type or charset that is not accepted.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -183,6 +184,7 @@ def _utf8(raw: bytes, where: str) -> str:
         ) from None
 
 
+DECIMAL_REPR = re.compile(r"Decimal\('([^']*)'\)")
 REASONS = {
     "extra_forbidden": "unknown field",
     "missing": "required, but missing",
@@ -207,10 +209,17 @@ def field_errors(error: Exception) -> list[dict[str, str]]:
     for item in error.errors(include_url=False):
         location = ".".join(str(part) for part in item["loc"]) or "body"
         reason = REASONS.get(item["type"])
-        context = {name: str(value) for name, value in item.get("ctx", {}).items()}
+        context = {name: _plain(value) for name, value in item.get("ctx", {}).items()}
         problems.append({"field": location,
                          "reason": reason.format(**context) if reason else item["msg"]})
     return problems
+
+
+def _plain(value: Any) -> str:
+    # pydantic gives a Decimal bound as the text "Decimal('9999999999.99')".
+    text = str(value)
+    match = DECIMAL_REPR.fullmatch(text)
+    return match.group(1) if match else text
 
 
 def fields_response(status: int, error: str, problems: list[dict[str, str]]) -> Response:

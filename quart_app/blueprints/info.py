@@ -22,6 +22,12 @@ from ..validation import invalid_field, validate_body, validate_query
 
 info_api = Blueprint("info_api", __name__, url_prefix="/api/info")
 
+# OpenAPI links, for clients and for schemathesis' stateful tests.
+READ_ROW = {"ReadRow": {"operationId": "get_read_info",
+                        "parameters": {"info_id": "$response.body#/id"}}}
+NEXT_PAGE = {"NextPage": {"operationId": "get_list_info",
+                          "parameters": {"cursor": "$response.body#/next_cursor"}}}
+
 
 def current_store() -> InfoStore:
     store: InfoStore = current_app.extensions["database"].store
@@ -29,7 +35,7 @@ def current_store() -> InfoStore:
 
 
 @info_api.post("")
-@answers(Answer(201, "the stored row", schema=InfoOut, headers=LOCATION),
+@answers(Answer(201, "the stored row", schema=InfoOut, headers=LOCATION, links=READ_ROW),
          400, 409, 413, 415, 503)
 @validate_body(InfoIn)
 async def create_info(data: InfoIn) -> tuple[dict[str, Any], int, dict[str, str]]:
@@ -41,7 +47,8 @@ async def create_info(data: InfoIn) -> tuple[dict[str, Any], int, dict[str, str]
 
 @info_api.get("")
 @cache.cached()
-@answers(Answer(200, "a page of rows, newest first", schema=InfoPage), NOT_MODIFIED, 400, 503)
+@answers(Answer(200, "a page of rows, newest first", schema=InfoPage, links=NEXT_PAGE),
+         NOT_MODIFIED, 400, 503)
 @validate_query(PageQuery)
 async def list_info(query_args: PageQuery) -> dict[str, Any]:
     """Rows newest first; `next_cursor` fetches the next, older page."""
