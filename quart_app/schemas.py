@@ -2,11 +2,12 @@
 
 What is accepted is said plainly and the rest refused, because Python is generous where a
 client should not rely on it: `int()` and `Decimal()` read `"1_000"`, `"\u0665"` (Arabic-Indic
-five) and fullwidth digits, pydantic reads `true` as the id 1 and `5.0` as 5. Here an id is
-a JSON integer, or in a form or query string ASCII digits; money is a JSON number or a decimal
-written with ASCII digits; a name has no control characters. The values of forms and query
-strings are all text, so the validators are told (`context={"text": True}`) to read digits
-in text; a JSON body must use JSON's own types.
+five) and fullwidth digits, and pydantic reads `true` as the id 1. Here an id is a JSON
+integer (`5.0` is the same number to JSON and to JSON Schema's "integer", so it is read as 5;
+`5.5` is refused), or in a form or query string ASCII digits (`"5"`, `"5.0"`); money is a JSON
+number or a decimal written with ASCII digits; a name has no control characters. The values
+of forms and query strings are all text, so the validators are told (`context={"text":
+True}`) to read digits in text; a JSON body must use JSON's own types.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ MAX_ID = 2**31 - 1
 MAX_MONEY = Decimal("9999999999.99")  # DECIMAL(12,2)
 MAX_PAGE = 100
 
-ASCII_DIGITS = re.compile(r"[0-9]+")
+WHOLE_TEXT = re.compile(r"[0-9]+(?:\.0+)?")
 MONEY_TEXT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 # Longer digit strings are out of every range here, and int() of 4,300+ digits raises.
 MAX_DIGITS = 1000
@@ -70,13 +71,17 @@ def _reads_text(info: ValidationInfo) -> bool:
 
 
 def _whole_number(value: Any, info: ValidationInfo) -> Any:
+    # JSON (and JSON Schema's "integer") does not tell 5.0 from 5: both are read as 5.
     if isinstance(value, str) and _reads_text(info):
-        if not ASCII_DIGITS.fullmatch(value):
+        if not WHOLE_TEXT.fullmatch(value):
             raise PydanticCustomError(
                 "whole_number", "expected a whole number written with the digits 0-9")
-        if len(value) > MAX_DIGITS:
+        digits = value.partition(".")[0]
+        if len(digits) > MAX_DIGITS:
             raise PydanticCustomError("whole_number", "more than {digits} digits",
                                       {"digits": MAX_DIGITS})
+        return int(digits)
+    if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise PydanticCustomError(

@@ -212,8 +212,8 @@ async def test_money_is_written_with_ascii_digits_only(
 
 
 @pytest.mark.parametrize("source", SOURCES)
-@pytest.mark.parametrize("info_id", ["\u0665", "\uff15", "1_000", "+5", " 5", "5.0", "0x5",
-                                     "true", ""])
+@pytest.mark.parametrize("info_id", ["\u0665", "\uff15", "1_000", "+5", " 5", "5.5", "5.",
+                                     "0x5", "5e0", "true", ""])
 async def test_an_id_in_text_is_ascii_digits_only(
     client: QuartClient, source: str, info_id: str
 ) -> None:
@@ -227,14 +227,27 @@ async def test_an_id_in_text_is_ascii_digits_only(
 
 @pytest.mark.parametrize(
     ("info_id", "kind"),
-    [(True, "a boolean"), (False, "a boolean"), (5.0, "a number with a fraction or exponent"),
-     (5.5, "a number with a fraction or exponent"), ([5], "an array"), ({"id": 5}, "an object")],
+    [(True, "a boolean"), (False, "a boolean"), (5.5, "a number with a fraction or exponent"),
+     ("5", "a string"), ([5], "an array"), ({"id": 5}, "an object")],
 )
 async def test_a_json_id_is_an_integer(client: QuartClient, info_id: Any, kind: str) -> None:
     response = await client.post("/api/info", json={"id": info_id, "name": "a", "money": 1})
     assert await problems(response) == {
         "id": f"expected a whole number (a JSON integer such as 5), got {kind}"}
     assert await stored_rows(client) == []
+
+
+@pytest.mark.parametrize(
+    ("source", "info_id"),
+    [("json", 5), ("json", 5.0), ("json", 5e0), ("form", "5"), ("form", "5.0"),
+     ("form", "005"), ("query", "5"), ("query", "5.00")],
+)
+async def test_a_whole_number_with_a_zero_fraction_is_that_id(
+    client: QuartClient, source: str, info_id: Any
+) -> None:
+    response = await insert(client, source, {"id": info_id, "name": "a", "money": 1})
+    assert response.status_code in (200, 201)
+    assert (await (await client.get("/api/info/5")).get_json())["id"] == 5
 
 
 @pytest.mark.parametrize("money", [True, None, [1], {"a": 1}])
