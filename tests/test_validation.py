@@ -15,6 +15,7 @@ from urllib.parse import quote
 import pytest
 from quart.testing import QuartClient
 
+from quart_app import create_app
 from quart_app.schemas import MAX_ID
 
 from .support import memory_sqlite_config
@@ -351,3 +352,17 @@ async def test_type_and_range_reasons_say_what_was_expected(client: QuartClient)
                                                  "digits 0-9"}
     response = await client.get("/api/info?limit=0&colour=red")
     assert await problems(response) == {"limit": "must be at least 1", "colour": "unknown field"}
+
+
+@pytest.mark.parametrize("path", BODY_ROUTES)
+@pytest.mark.parametrize("content_type", [JSON, FORM])
+async def test_a_body_over_the_limit_is_413_on_every_route(
+    app_config: dict[str, Any], path: str, content_type: str
+) -> None:
+    app = create_app({**app_config, "MAX_CONTENT_LENGTH": 100})
+    async with app.test_app():
+        body = (b'{"username": "' + b"x" * 200 + b'"}' if content_type == JSON
+                else b"username=" + b"x" * 200)
+        response = await send(app.test_client(), path, body, content_type)
+        assert response.status_code == 413
+        assert (await response.get_json())["error"] == "request_entity_too_large"
