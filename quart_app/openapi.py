@@ -137,8 +137,6 @@ class Provider(OpenAPIProvider):
         for parameter in parameters:
             parameter["schema"] = _not_null(parameter["schema"])
             parameter["required"] = parameter["name"] in required
-            # Each name once: a repeated one is refused (400).
-            parameter["explode"] = False
         return parameters, definitions
 
     def _body(self, model: type[BaseModel]) -> tuple[dict[str, Any], dict[str, Any]]:
