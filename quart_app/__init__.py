@@ -22,6 +22,7 @@ from .config import load_config
 from .db import Database
 from .extensions import cache
 from .http_errors import register_error_handlers
+from .openapi import Provider
 from .receivers import connect_receivers
 from .sessions import CachedSignerSessionInterface
 from .validation import register_validation_errors
@@ -88,7 +89,7 @@ def _add_schema(app: Quart) -> None:
     QuartSchema(
         app, openapi_path="/api/openapi.json", swagger_ui_path="/api/docs",
         redoc_ui_path=None, scalar_ui_path=None,
-        info={"title": "quart_app", "version": "0.1.0"},
+        info={"title": "quart_app", "version": "0.1.0"}, openapi_provider_class=Provider,
     )
     converting_make_response = app.make_response
 

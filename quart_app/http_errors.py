@@ -9,9 +9,8 @@ from quart import Quart, Response, current_app, jsonify
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from .cache import CacheUnavailable
-from .db import DuplicateId, RowRefused, StoreUnavailable
+from .db import DuplicateId, StoreUnavailable
 from .request_id import current_request_id
-from .validation import invalid_field, invalid_request
 
 log = logging.getLogger("quart_app.db")
 
@@ -19,7 +18,6 @@ log = logging.getLogger("quart_app.db")
 def register_error_handlers(app: Quart) -> None:
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(DuplicateId, duplicate_id)
-    app.register_error_handler(RowRefused, row_refused)
     app.register_error_handler(StoreUnavailable, store_unavailable)
     app.register_error_handler(CacheUnavailable, cache_unavailable)
     # Not a handler for Exception: that would hide errors from got_request_exception. Quart
@@ -46,11 +44,6 @@ async def http_error(error: HTTPException) -> Response:
 
 async def duplicate_id(error: DuplicateId) -> Response:
     return error_response(409, "duplicate_id", str(error))
-
-
-async def row_refused(error: RowRefused) -> Response:
-    # A value the validation let through but the table cannot hold: the client's to fix.
-    return await invalid_request(invalid_field(error.field, error.reason))
 
 
 async def store_unavailable(error: StoreUnavailable) -> Response:

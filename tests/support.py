@@ -1,8 +1,37 @@
-"""Small helpers more than one test module needs (one home, rather than importing across tests)."""
+"""Small helpers shared by several test modules (one home, rather than imports between tests)."""
 
 from __future__ import annotations
 
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
 import pytest
+
+
+def memory_sqlite_config(tmp_path: Path) -> dict[str, Any]:
+    """An app on the memory cache and a fresh SQLite file: for tests that need no server."""
+    return {"CACHE_TYPE": "SimpleCache", "CACHE_KEY_PREFIX": f"test-{uuid.uuid4().hex[:12]}:",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'test.sqlite3'}"}
+
+
+def reset_mysql_table(url: str) -> None:
+    """Create the URL's database if missing and drop its `info` table (the store makes it)."""
+    import pymysql  # only tests that reached MariaDB get here
+
+    parts = urlsplit(url)
+    database = parts.path.lstrip("/")
+    connection = pymysql.connect(host=parts.hostname, port=parts.port or 3306,
+                                 user=parts.username or "root", password=parts.password or "")
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+            cursor.execute(f"DROP TABLE IF EXISTS `{database}`.info")
+            cursor.execute(f"DROP SEQUENCE IF EXISTS `{database}`.info_seq")
+        connection.commit()
+    finally:
+        connection.close()
 
 
 def messages(caplog: pytest.LogCaptureFixture, logger: str) -> list[str]:

@@ -15,18 +15,29 @@ from ..cache import CacheUnavailable
 from ..db import StoreUnavailable
 from ..extensions import cache
 from ..http_errors import cache_error_message
+from ..openapi import RETRY_AFTER, Answer, answers
 
 health = Blueprint("health", __name__)
 
 RETRY_AFTER_SECONDS = 5
+ALIVE_SCHEMA = {"type": "object", "required": ["status"],
+                "properties": {"status": {"type": "string"}}}
+READY_SCHEMA = {"type": "object", "required": ["status", "down", "checks"],
+                "properties": {"status": {"enum": ["ready", "unavailable"]},
+                               "down": {"type": "array", "items": {"type": "string"}},
+                               "checks": {"type": "object"}}}
 
 
 @health.get("/healthz")
+@answers(Answer(200, "the process is alive", schema=ALIVE_SCHEMA))
 async def healthz() -> dict[str, str]:
     return {"status": "alive"}
 
 
 @health.get("/readyz")
+@answers(Answer(200, "the cache, the database (and the signal bus) answer", schema=READY_SCHEMA),
+         Answer(503, "something is down: `down` names it", schema=READY_SCHEMA,
+                headers=RETRY_AFTER))
 async def readyz() -> tuple[dict[str, Any], int, dict[str, str]]:
     checks: dict[str, dict[str, Any]] = {
         "cache": await _cache_check(),

@@ -8,16 +8,14 @@ Updates and deletes honour `If-Match` with the strong ETag a read of the row sen
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 from quart import Blueprint, Quart, Response, current_app, request, url_for
-from quart_schema import DataSource, document_request, document_response
 from werkzeug.exceptions import (
     NotFound,
     PreconditionFailed,
     RequestEntityTooLarge,
-    UnsupportedMediaType,
 )
 from werkzeug.http import parse_etags, unquote_etag
 
@@ -28,9 +26,17 @@ from ..db import DuplicateId, InfoRow, InfoStore, NoSuchRow, RowChanged, StoreEr
 from ..db.store import NewRow
 from ..extensions import cache
 from ..http_errors import error_response
+from ..openapi import (
+    ETAG,
+    LOCATION,
+    NOT_MODIFIED,
+    PRECONDITION,
+    Answer,
+    answers,
+    json_array_body,
+)
 from ..schemas import (
     BulkOut,
-    ErrorOut,
     InfoIn,
     InfoOut,
     InfoPage,
@@ -38,9 +44,23 @@ from ..schemas import (
     InfoPut,
     PageQuery,
 )
-from ..validation import field_errors, invalid_field, validate_body, validate_query
+from ..validation import (
+    InvalidField,
+    field_errors,
+    invalid_field,
+    read_json_array,
+    validate_body,
+    validate_item,
+    validate_query,
+)
 
 info_api = Blueprint("info_api", __name__, url_prefix="/api/info")
+
+# OpenAPI links, for clients and for schemathesis' stateful tests.
+READ_ROW = {"ReadRow": {"operationId": "get_read_info",
+                        "parameters": {"info_id": "$response.body#/id"}}}
+NEXT_PAGE = {"NextPage": {"operationId": "get_list_info",
+                          "parameters": {"cursor": "$response.body#/next_cursor"}}}
 
 
 def current_store() -> InfoStore:
@@ -49,8 +69,9 @@ def current_store() -> InfoStore:
 
 
 @info_api.post("")
+@answers(Answer(201, "the stored row", schema=InfoOut, headers=LOCATION, links=READ_ROW),
+         400, 409, 413, 415, 503)
 @validate_body(InfoIn)
-@document_response(InfoOut, 201)
 async def create_info(data: InfoIn) -> tuple[dict[str, Any], int, dict[str, str]]:
     """Insert a row (JSON or form body); 201 with the stored row and its Location."""
     row = await insert_info(current_app, current_store(), data.id, data.name, data.money)
@@ -60,8 +81,9 @@ async def create_info(data: InfoIn) -> tuple[dict[str, Any], int, dict[str, str]
 
 @info_api.get("")
 @cache.cached()
+@answers(Answer(200, "a page of rows, newest first", schema=InfoPage, links=NEXT_PAGE),
+         NOT_MODIFIED, 400, 503)
 @validate_query(PageQuery)
-@document_response(InfoPage)
 async def list_info(query_args: PageQuery) -> dict[str, Any]:
     """Rows newest first; `next_cursor` fetches the next, older page."""
     try:
@@ -73,7 +95,7 @@ async def list_info(query_args: PageQuery) -> dict[str, Any]:
 
 @info_api.get("/<int:info_id>")
 @cache.cached()
-@document_response(InfoOut)
+@answers(Answer(200, "the row", schema=InfoOut), NOT_MODIFIED, 404, 503)
 async def read_info(info_id: int) -> dict[str, Any]:
     """One row; its 404 is cached too, until the row is inserted."""
     row = await current_store().get(info_id)
@@ -83,10 +105,9 @@ async def read_info(info_id: int) -> dict[str, Any]:
 
 
 @info_api.put("/<int:info_id>")
+@answers(Answer(200, "the stored row", schema=InfoOut, headers=ETAG), 400, 404, PRECONDITION,
+         413, 415, 503)
 @validate_body(InfoPut)
-@document_response(InfoOut)
-@document_response(ErrorOut, 404)
-@document_response(ErrorOut, 412)
 async def replace_info(info_id: int, data: InfoPut) -> tuple[dict[str, Any], int, dict[str, str]]:
     """Replace a row's name and money; 200 with the stored row and its new ETag.
 
@@ -98,10 +119,9 @@ async def replace_info(info_id: int, data: InfoPut) -> tuple[dict[str, Any], int
 
 
 @info_api.patch("/<int:info_id>")
+@answers(Answer(200, "the stored row", schema=InfoOut, headers=ETAG), 400, 404, PRECONDITION,
+         413, 415, 503)
 @validate_body(InfoPatch)
-@document_response(InfoOut)
-@document_response(ErrorOut, 404)
-@document_response(ErrorOut, 412)
 async def patch_info(info_id: int, data: InfoPatch) -> tuple[dict[str, Any], int, dict[str, str]]:
     """Change a row's name, money or both; 200 with the stored row and its new ETag.
 
@@ -113,8 +133,7 @@ async def patch_info(info_id: int, data: InfoPatch) -> tuple[dict[str, Any], int
 
 
 @info_api.delete("/<int:info_id>")
-@document_response(ErrorOut, 404)
-@document_response(ErrorOut, 412)
+@answers(Answer(204, "deleted", None), 404, PRECONDITION, 503)
 async def remove_info(info_id: int) -> tuple[str, int]:
     """Delete a row; 204. With `If-Match`, only while the row still has that ETag (else 412)."""
     expected = await _if_match_row(info_id)
@@ -123,17 +142,15 @@ async def remove_info(info_id: int) -> tuple[str, int]:
 
 
 @info_api.post("/bulk")
-@document_request(list[InfoIn], source=DataSource.JSON)
-@document_response(BulkOut)
+@answers(Answer(200, "every row's outcome, in the order sent", schema=BulkOut),
+         400, 413, 415, 503)
+@json_array_body(InfoIn, "a row as for POST /api/info; one that is not valid is answered "
+                 "with status 400 in `results` and the other rows are still stored")
 async def create_info_bulk() -> dict[str, Any]:
     """Insert a JSON array of rows (at most BULK_MAX_ROWS) in as few statements as the
     database allows; every row's outcome in order, one bad or taken row never stopping the
     others. What is answered 201 is stored."""
-    if not request.is_json:
-        raise UnsupportedMediaType("send the rows as a JSON array (application/json)")
-    items = await request.get_json()
-    if not isinstance(items, list):
-        raise invalid_field("body", "a JSON array of rows")
+    items = await read_json_array()
     limit = current_app.config["BULK_MAX_ROWS"]
     if len(items) > limit:
         raise RequestEntityTooLarge(f"at most {limit} rows per request (BULK_MAX_ROWS); "
@@ -142,8 +159,8 @@ async def create_info_bulk() -> dict[str, Any]:
     rows: list[NewRow] = []
     for item in items:
         try:
-            data = InfoIn.model_validate(item)
-        except ValidationError as error:
+            data = cast(InfoIn, validate_item(InfoIn, item))
+        except (ValidationError, InvalidField) as error:
             results.append({"status": 400, "error": "invalid_request",
                             "fields": field_errors(error)})
             continue

@@ -12,6 +12,7 @@ from werkzeug.wrappers.response import Response as WerkzeugResponse
 from ..cache import MISSING
 from ..changes import insert_info
 from ..extensions import cache
+from ..openapi import LOCATION, Answer, answers, error, text
 from ..schemas import InfoIn, LoginForm
 from ..validation import validate_body, validate_query
 from .info import current_store
@@ -24,12 +25,14 @@ INSERTED_MESSAGE = "创建info数据成功!!!"  # the tutorial's own answer: "in
 
 
 @seed.get("/")
+@answers(text(200, "`index`, after caching name=8888"), 503)
 async def index() -> str:
     await cache.set(SEED_KEY, SEED_VALUE)
     return "index"
 
 
 @seed.get("/get")
+@answers(text(200, "the cached name"), error(404, "nothing cached yet: call GET / first"), 503)
 async def get() -> str:
     value = await cache.get(SEED_KEY, MISSING)
     if value is MISSING:
@@ -39,6 +42,8 @@ async def get() -> str:
 
 
 @seed.get("/info")
+@answers(text(200, "the tutorial's answer, 创建info数据成功!!! (info row created)"),
+         400, 409, 503)
 @validate_query(InfoIn)
 async def info(query_args: InfoIn) -> str:
     """`/info?id=5&name=redis&money=588`, as in the tutorial, through the same insert path."""
@@ -49,11 +54,14 @@ async def info(query_args: InfoIn) -> str:
 
 
 @seed.get("/login")
+@answers(text(200, "the login page"))
 async def login() -> str:
     return await render_template("login.html")
 
 
 @seed.post("/login")
+@answers(Answer(302, "the greeting is flashed; back to the login page", None, headers=LOCATION),
+         400, 413, 415)
 @validate_body(LoginForm)
 async def log_in(data: LoginForm) -> WerkzeugResponse:
     """No real authentication: it flashes a greeting, which message_flashed receivers hear."""
@@ -62,5 +70,6 @@ async def log_in(data: LoginForm) -> WerkzeugResponse:
 
 
 @seed.get("/<name>")
+@answers(text(200, "index.html, greeting the name"))
 async def hello(name: str) -> str:
     return await render_template("index.html", name=name)

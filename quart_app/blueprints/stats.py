@@ -8,15 +8,23 @@ from typing import Any
 from quart import Blueprint, current_app
 
 from ..extensions import cache
+from ..openapi import NOT_MODIFIED, Answer, answers
 from ..receivers.counters import DELETES_KEY, INSERTS_KEY, UPDATES_KEY
 from ..receivers.notify import SENT_KEY
 
 stats = Blueprint("stats", __name__, url_prefix="/api/stats")
 
 VISITS_CACHE_SECONDS = 1
+COUNT = {"type": "integer", "minimum": 0}
+STATS_SCHEMA = {"type": "object", "required": ["info_inserts", "notifications_sent"],
+                "properties": {"info_inserts": COUNT, "notifications_sent": COUNT}}
+VISITS_SCHEMA = {"type": "object", "required": ["enabled", "visits"],
+                 "properties": {"enabled": {"type": "boolean"},
+                                "visits": {"type": "object", "additionalProperties": COUNT}}}
 
 
 @stats.get("")
+@answers(Answer(200, "counts kept by the shipped receivers", schema=STATS_SCHEMA), 503)
 async def read_stats() -> dict[str, int]:
     inserts, updates, deletes, sent = await cache.get_many(
         INSERTS_KEY, UPDATES_KEY, DELETES_KEY, SENT_KEY)
@@ -31,6 +39,7 @@ def _unflushed_visits() -> bool:
 
 @stats.get("/visits")
 @cache.cached(timeout=VISITS_CACHE_SECONDS, forced_update=_unflushed_visits)
+@answers(Answer(200, "visits per route", schema=VISITS_SCHEMA), NOT_MODIFIED, 503)
 async def read_visits() -> dict[str, Any]:
     """Visits per route; with Redis, summed over every worker (each flushes every second).
 

@@ -6,9 +6,7 @@ import asyncio
 import logging
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-import pymysql
 import pytest
 import redis.asyncio as redis
 from quart import Quart
@@ -19,21 +17,8 @@ from quart_app.dispatch import receiver
 from quart_app.signals import info_insert_failed, info_inserted, info_will_insert
 
 from ..services import MYSQL_URL, require_service
+from ..support import reset_mysql_table
 from ..throwaway_redis import ThrowawayRedis, free_port
-
-
-def reset_mysql_table(url: str) -> None:
-    parts = urlsplit(url)
-    database = parts.path.lstrip("/")
-    connection = pymysql.connect(host=parts.hostname, port=parts.port or 3306,
-                                 user=parts.username or "root", password=parts.password or "")
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{database}`")
-            cursor.execute(f"DROP TABLE IF EXISTS `{database}`.info")
-        connection.commit()
-    finally:
-        connection.close()
 
 
 @pytest.fixture(params=["sqlite", "mariadb"])
