@@ -85,7 +85,8 @@ def test_defaults_are_not_shared_between_apps(settings_file: Path) -> None:
     ("overrides", "message"),
     [
         ({"CACHE_TYPE": "Memcached"},
-         "bad setting CACHE_TYPE = 'Memcached': expected SimpleCache, RedisCache or NullCache"),
+         "bad setting CACHE_TYPE = 'Memcached': expected SimpleCache, RedisCache or NullCache, "
+         "or the import path of a factory"),
         ({"CACHE_DEFAULT_TIMEOUT": -1},
          "bad setting CACHE_DEFAULT_TIMEOUT = -1: expected a whole number >= 0"),
         ({"CACHE_THRESHOLD": "many"},
@@ -95,7 +96,17 @@ def test_defaults_are_not_shared_between_apps(settings_file: Path) -> None:
         ({"CACHE_KEY_PREFIX": ""}, "bad setting CACHE_KEY_PREFIX = ''"),
         ({"CACHE_REDIS_URL": "http://x"},
          "bad setting CACHE_REDIS_URL = 'http://x': expected a URL starting with redis://"),
-        ({"CACHE_REDIS_HOST": "h"}, "bad setting CACHE_REDIS_HOST = 'h': expected a supported"),
+        ({"CACHE_REDIS_SOMETHING": "h"},
+         "bad setting CACHE_REDIS_SOMETHING = 'h': expected a supported cache setting"),
+        ({"CACHE_SERIALIZER": "pickle"},
+         "bad setting CACHE_SERIALIZER = 'pickle': expected nothing: values are always stored "
+         "as tagged JSON"),
+        ({"CACHE_TYPE": "nowhere.factory"},
+         "bad setting CACHE_TYPE = 'nowhere.factory': expected an importable backend factory"),
+        ({"CACHE_ARGS": [1]}, "bad setting CACHE_ARGS = [1]: expected an empty list"),
+        ({"CACHE_OPTIONS": {"socket_keepalive": True}},
+         "bad setting CACHE_OPTIONS = {'socket_keepalive': True}: expected only default_timeout"),
+        ({"CACHE_REDIS_PORT": "six"}, "bad setting CACHE_REDIS_PORT = 'six'"),
         ({"DATABASE_URL": "postgres://u:secret@h/db"},
          "bad setting DATABASE_URL = 'postgres://u:***@h/db'"),
         ({"LOG_LEVEL": "LOUD"}, "bad setting LOG_LEVEL = 'LOUD'"),

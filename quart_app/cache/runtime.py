@@ -27,6 +27,8 @@ class CacheRuntime:
     client: CacheClient
     #: CACHE_HONOR_NO_CACHE: a request's `Cache-Control: no-cache` recomputes the entry.
     honor_no_cache: bool = False
+    #: CACHE_SOURCE_CHECK: the default of the decorators' `source_check`.
+    source_check: bool = False
     flights: SingleFlight = field(default_factory=SingleFlight)
     stats: CacheStats = field(default_factory=CacheStats)
     lease: LeasePolicy = field(default_factory=LeasePolicy)

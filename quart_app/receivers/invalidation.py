@@ -15,15 +15,15 @@ from typing import Any
 from quart import Quart
 
 from ..blueprints.info import forget_cached_reads
-from ..cache import Cache
 from ..db import InfoRow
 from ..dispatch import is_remote_delivery, receiver
+from ..extensions import cache
 from ..signals import info_inserted
 
 
 def connect(app: Quart) -> None:
     @receiver(info_inserted, app, dispatch_uid="invalidation.info_inserted")
     async def invalidate(sender: Quart, row: InfoRow, **extra: Any) -> None:
-        if is_remote_delivery() and Cache.client_for(sender).is_shared:
+        if is_remote_delivery() and cache.client_for(sender).is_shared:
             return
         await forget_cached_reads(sender, row.id)
