@@ -46,6 +46,8 @@ class _AppCache:
 
 
 class Cache:
+    """Flask-Caching's `Cache`: the key/value API and the decorators, for the current app."""
+
     def __init__(
         self, app: Quart | None = None, config: Mapping[str, Any] | None = None
     ) -> None:
@@ -125,7 +127,9 @@ class Cache:
     def cached(
         self, timeout: float | None = None, key_prefix: str | Callable[[], Any] = "view/%s",
         unless: Callable[..., Any] | None = None, forced_update: Callable[[], Any] | None = None,
-        response_filter: Callable[[Any], Any] | None = None, query_string: bool = True,
+        # Keyword-only from here: Flask-Caching's next positional parameter is `is_stale`,
+        # which is not implemented, so a positional call must fail rather than misbind.
+        *, response_filter: Callable[[Any], Any] | None = None, query_string: bool = True,
         hash_method: HashMethod | None = None, cache_none: bool = False,
         make_cache_key: Callable[..., Any] | None = None, source_check: bool | None = None,
         response_hit_indication: bool = False,
@@ -170,7 +174,7 @@ class Cache:
     def memoize(
         self, timeout: float | None = None, make_name: Callable[[str], str] | None = None,
         unless: Callable[..., Any] | None = None, forced_update: Callable[..., Any] | None = None,
-        response_filter: Callable[[Any], Any] | None = None,
+        *, response_filter: Callable[[Any], Any] | None = None,  # (as for `cached`)
         hash_method: HashMethod | None = None, cache_none: bool = False,
         source_check: bool | None = None, args_to_ignore: Iterable[str] | None = None,
     ) -> memoizing.Memoizer:
