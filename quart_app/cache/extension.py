@@ -49,8 +49,11 @@ class Cache:
     """Flask-Caching's `Cache`: the key/value API and the decorators, for the current app."""
 
     def __init__(
-        self, app: Quart | None = None, config: Mapping[str, Any] | None = None
+        self, app: Quart | None = None, with_jinja2_ext: bool = True,
+        config: Mapping[str, Any] | None = None,
     ) -> None:
+        # `with_jinja2_ext` keeps Flask-Caching's positional signature; there is no
+        # `{% cache %}` tag here, so a template using one fails to compile, visibly.
         if config is not None and not isinstance(config, Mapping):
             raise ValueError("`config` must be a mapping of CACHE_* settings or None")
         #: The settings given to the constructor (Flask-Caching's `cache.config`).

@@ -77,8 +77,12 @@ async def test_config_given_to_init_app_wins_over_the_constructors_and_app_confi
         assert prefix_of(cache, plain_app) == prefix + "constructor:"
 
 
-async def test_cache_app_config_keyword(plain_app: Quart, cache_config: dict[str, Any]) -> None:
-    cache = Cache(plain_app, config=cache_config)
+@pytest.mark.parametrize("positional", [False, True])
+async def test_cache_app_config_keyword_or_flask_cachings_positions(
+    plain_app: Quart, cache_config: dict[str, Any], positional: bool
+) -> None:
+    cache = Cache(plain_app, True, cache_config) if positional else Cache(
+        plain_app, config=cache_config)
     async with plain_app.test_app(), plain_app.app_context():
         assert prefix_of(cache, plain_app) == cache_config["CACHE_KEY_PREFIX"]
         await cache.set("k", [1, 2])
