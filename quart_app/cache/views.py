@@ -77,6 +77,7 @@ class CachedView:
     """A view's caching settings, attached to the decorated view as `view.cached`."""
 
     name: str
+    #: As decorated; calls use `view.cache_timeout`, which the user may reassign.
     timeout: float | None
     key_prefix: str | Callable[[], Any]
     query_string: bool
