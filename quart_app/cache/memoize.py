@@ -49,7 +49,7 @@ from .runtime import (
     bypassed,
     call_user,
     settings_of,
-    takes_arguments,
+    update_forced,
 )
 from .serialization import ValueSerializer
 
@@ -227,7 +227,7 @@ class ValueCall(DecoratedCall):
 
     async def result_and_hit(self, keys: EntryKeys, options: ValueOptions) -> tuple[Any, bool]:
         """The value, and whether it came from the cache."""
-        forced = options.forced_update is not None and await _wants(
+        forced = options.forced_update is not None and await update_forced(
             options.forced_update, self.args, self.kwargs)
         try:
             stored, seen = await read(self.client, keys.entry, keys.scopes)
@@ -281,11 +281,3 @@ class ValueCall(DecoratedCall):
 
     async def _call(self) -> Any:
         return await current_app.ensure_async(self.function)(*self.args, **self.kwargs)
-
-
-async def _wants(callback: Callable[..., Any], args: tuple[Any, ...],
-                 kwargs: dict[str, Any]) -> bool:
-    """Flask-Caching's `forced_update`: called with the call's arguments if it takes any."""
-    if takes_arguments(callback):
-        return bool(await call_user(callback, *args, **kwargs))
-    return bool(await call_user(callback))

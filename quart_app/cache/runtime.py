@@ -87,6 +87,15 @@ async def bypassed(
     return bool(await call_user(unless))
 
 
+async def update_forced(
+    callback: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> bool:
+    """Flask-Caching's `forced_update`: called with the call's arguments if it takes any."""
+    if takes_arguments(callback):
+        return bool(await call_user(callback, *args, **kwargs))
+    return bool(await call_user(callback))
+
+
 async def call_user(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Call a user's callback (`unless`, `response_filter`, ...), sync or async."""
     result = function(*args, **kwargs)

@@ -51,7 +51,14 @@ from .keys import (
 )
 from .memoize import ValueCall, ValueOptions
 from .responses import STORABLE_STATUSES, StoredResponse, refusal
-from .runtime import CacheRuntime, DecoratedCall, bypassed, call_user, settings_of
+from .runtime import (
+    CacheRuntime,
+    DecoratedCall,
+    bypassed,
+    call_user,
+    settings_of,
+    update_forced,
+)
 from .stats import Outcome
 from .validators import (
     VALIDATED_STATUSES,
@@ -332,7 +339,7 @@ class _ViewCall(DecoratedCall):
 
     async def _refresh_requested(self) -> bool:
         forced = self.settings.forced_update
-        if forced is not None and await call_user(forced):
+        if forced is not None and await update_forced(forced, self.args, self.kwargs):
             return True
         return self.runtime.honor_no_cache and no_cache_requested(self.headers)
 

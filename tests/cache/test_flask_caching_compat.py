@@ -170,6 +170,21 @@ async def test_response_filter_gets_what_the_view_returned(
         assert await (await client.get(f"{path}?code=500")).get_data(as_text=True) != failed
 
 
+async def test_a_views_forced_update_gets_the_view_arguments_if_it_takes_any(
+    plain_app: Quart, cache: Cache, serving: Quart, client: QuartClient
+) -> None:
+    @plain_app.get("/item/<int:number>")
+    @cache.cached(60, forced_update=lambda number: number == 0)
+    async def item(number: int) -> str:
+        return f"{number}: run {fresh()}"
+
+    async def body(path: str) -> bytes:
+        return await (await client.get(path)).get_data()
+
+    assert await body("/item/1") == await body("/item/1")
+    assert await body("/item/0") != await body("/item/0")
+
+
 async def test_assigning_cache_timeout_changes_entries_stored_afterwards(
     plain_app: Quart, cache: Cache, serving: Quart, client: QuartClient
 ) -> None:
