@@ -50,7 +50,7 @@ from .keys import (
     view_scopes,
 )
 from .memoize import ValueCall, ValueOptions
-from .responses import STORABLE_STATUSES, StoredResponse, refusal
+from .responses import STORABLE_STATUSES, CachedResponse, StoredResponse, refusal
 from .runtime import (
     CacheRuntime,
     DecoratedCall,
@@ -389,6 +389,10 @@ class _ViewCall(DecoratedCall):
         response = await self._run_view()
         if refusal(response) is not None or not isinstance(response, Response):
             return _Produced(None, own=response)
+        if isinstance(self.returned, CachedResponse) and self.returned.cache_timeout:
+            # Its tokens were made for the view's timeout; if they expire first, the entry
+            # is only recomputed sooner.
+            self.lifetime = float(self.returned.cache_timeout)
         entry = await StoredResponse.snapshot(response, self.lifetime)
         vary = tuple(vary_pairs(entry.vary, self.headers))
         if not await self._storable(response):

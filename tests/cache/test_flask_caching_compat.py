@@ -13,7 +13,7 @@ import pytest
 from quart import Quart, Response, request
 from quart.testing import QuartClient
 
-from quart_app.cache import Cache
+from quart_app.cache import Cache, CachedResponse
 
 from ..support import seconds_left
 
@@ -202,6 +202,22 @@ async def test_assigning_cache_timeout_changes_entries_stored_afterwards(
     second = await client.get("/timed")
     assert second.headers["Cache-Control"] == "max-age=30"
     assert timed.uncached.__name__ == "timed"  # type: ignore[attr-defined]
+
+
+async def test_a_cached_response_sets_its_own_lifetime(
+    plain_app: Quart, cache: Cache, serving: Quart, client: QuartClient
+) -> None:
+    @plain_app.get("/own-lifetime")
+    @cache.cached(timeout=600)
+    async def own_lifetime() -> CachedResponse:
+        return CachedResponse(Response(f"run {fresh()}", status=203), timeout=20)
+
+    first = await client.get("/own-lifetime")
+    assert (first.status_code, first.headers["Cache-Control"]) == (203, "max-age=20")
+    second = await client.get("/own-lifetime")
+    assert await second.get_data() == await first.get_data()
+    assert second.headers["Cache-Status"].startswith("quart_app; hit; ttl=")
+    assert int(second.headers["Cache-Status"].rsplit("=", 1)[1]) <= 20
 
 
 async def test_make_cache_key_names_the_entry_of_a_path_and_query(
