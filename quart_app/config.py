@@ -46,6 +46,8 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_ARGS": [],
     "CACHE_NO_NULL_WARNING": False,
     "CACHE_SOURCE_CHECK": False,
+    # None: SHA-256. A hashlib constructor, or its import path ("hashlib.md5") in a file.
+    "CACHE_HASH_METHOD": None,
     # Beyond Flask-Caching.
     "CACHE_REDIS_POOL_SIZE": 32,
     "CACHE_REDIS_TIMEOUT": 1.0,
@@ -235,6 +237,31 @@ def as_prefix(key: str, value: Any) -> str:
     return value
 
 
+def as_hash_method(key: str, value: Any) -> Callable[..., Any] | None:
+    """A hashlib constructor (`hashlib.md5`), or its import path in a settings file."""
+    if isinstance(value, str):
+        module, _, name = value.rpartition(".")
+        try:
+            value = getattr(importlib.import_module(module or "hashlib"), name)
+        except (ImportError, AttributeError):
+            raise ConfigError(key, value,
+                              "a hashlib constructor such as \"hashlib.sha256\"") from None
+    if value is None:
+        return None
+    try:
+        value(b"").hexdigest()
+    except Exception:
+        raise ConfigError(key, value, "a hashlib constructor such as hashlib.sha256") from None
+    return value  # type: ignore[no-any-return]
+
+
+def as_redis_host(key: str, value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise ConfigError(key, value, "a host name (Flask-Caching also takes a redis.Redis "
+                      "client; this cache keeps its own async pool: give its host)")
+
+
 def as_optional_int(key: str, value: Any) -> int | None:
     return None if value is None else as_int(key, value)
 
@@ -282,7 +309,6 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "CACHE_REDIS_URL": lambda key, value: (
         None if value in (None, "") else as_url(key, value, ("redis", "rediss", "unix"))
     ),
-    "CACHE_REDIS_HOST": as_optional_text,
     "CACHE_REDIS_PORT": lambda key, value: None if value is None else as_int(key, value, 1),
     "CACHE_REDIS_DB": as_optional_int,
     "CACHE_REDIS_PASSWORD": as_optional_text,
@@ -290,6 +316,8 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "CACHE_ARGS": as_cache_args,
     "CACHE_NO_NULL_WARNING": as_bool,
     "CACHE_SOURCE_CHECK": as_bool,
+    "CACHE_HASH_METHOD": as_hash_method,
+    "CACHE_REDIS_HOST": as_redis_host,
     "CACHE_REDIS_POOL_SIZE": lambda key, value: as_int(key, value, minimum=1),
     "CACHE_REDIS_TIMEOUT": as_seconds,
     "CACHE_RETRY_INTERVAL": as_seconds,
@@ -347,8 +375,6 @@ def cache_config(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
 _REFUSED_CACHE_KEYS: dict[str, str] = {
     "CACHE_SERIALIZER": "nothing: values are always stored as tagged JSON, never pickle, "
                         "so nothing read from a shared cache can run code",
-    "CACHE_HASH_METHOD": "the hash_method= argument of cached/memoize (keys are SHA-256 "
-                         "by default)",
     "CACHE_DIR": "RedisCache or SimpleCache: there is no FileSystemCache (a file per entry "
                  "blocks the event loop)",
     "CACHE_ENABLE_SIGNALS": "cache.view_stats() or /readyz for hit and miss counts",

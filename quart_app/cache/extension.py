@@ -80,7 +80,8 @@ class Cache:
             # Connections are made on first use: an unreachable Redis must not stop start-up.
             client = CacheClient(state.settings, _custom_backend(app, state.config))
             state.runtime = CacheRuntime(client, state.config["CACHE_HONOR_NO_CACHE"],
-                                         source_check=state.config["CACHE_SOURCE_CHECK"])
+                                         source_check=state.config["CACHE_SOURCE_CHECK"],
+                                         hash_method=state.config["CACHE_HASH_METHOD"])
 
         @app.after_serving
         async def close_cache() -> None:

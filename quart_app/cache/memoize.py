@@ -85,7 +85,8 @@ class MemoizedFunction:
              kwargs: Mapping[str, Any]) -> EntryKeys:
         check = runtime.source_check if self.source_check is None else self.source_check
         arguments = arguments_digest(self.signature, args, kwargs, self.ignored,
-                                     self.hash_method, self.source if check else None)
+                                     self.hash_method or runtime.hash_method,
+                                     self.source if check else None)
         return memo_keys(self.name, arguments, self.instance_of(args, kwargs))
 
     def instance_of(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str | None:

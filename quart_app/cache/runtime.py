@@ -29,6 +29,8 @@ class CacheRuntime:
     honor_no_cache: bool = False
     #: CACHE_SOURCE_CHECK: the default of the decorators' `source_check`.
     source_check: bool = False
+    #: CACHE_HASH_METHOD: the default of the decorators' `hash_method` (None: SHA-256).
+    hash_method: Callable[..., Any] | None = None
     flights: SingleFlight = field(default_factory=SingleFlight)
     stats: CacheStats = field(default_factory=CacheStats)
     lease: LeasePolicy = field(default_factory=LeasePolicy)

@@ -103,6 +103,12 @@ class CachedView:
     def keyed_by_query(self) -> bool:
         return self.query_string and self.make_cache_key is None
 
+    def hash_of(self, runtime: CacheRuntime | None) -> HashMethod | None:
+        """`hash_method`, else CACHE_HASH_METHOD (None: SHA-256)."""
+        if self.hash_method is not None or runtime is None:
+            return self.hash_method
+        return runtime.hash_method
+
     def source_part(self, runtime: CacheRuntime | None) -> str:
         check = self.source_check
         if check is None:
@@ -171,7 +177,7 @@ def cached(
             custom = (None if settings.make_cache_key is None
                       else str(_sync(settings.make_cache_key, *args, **kwargs)))
             return view_keys(settings.name, str(prefix) + settings.source_part(current), path,
-                             query, custom, settings.hash_method).entry
+                             query, custom, settings.hash_of(current)).entry
 
         vars(cached_view).update(cached=settings, uncached=view, cache_timeout=timeout,
                                  make_cache_key=default_make_cache_key)
@@ -232,7 +238,7 @@ async def _function_value(
     if settings.make_cache_key is not None:
         custom = str(await call_user(settings.make_cache_key, *args, **kwargs))
     entry = digest(prefix + settings.source_part(runtime), path, query, custom,
-                   hash_method=settings.hash_method)
+                   hash_method=settings.hash_of(runtime))
     keys = EntryKeys(f"view:{settings.name}:value:{entry}",
                      tuple(view_scopes(settings.name, path, query)))
     value, hit = await call.result_and_hit(keys, settings.value_options())
@@ -354,7 +360,7 @@ class _ViewCall(DecoratedCall):
         query = (sorted_query(self.request.args.items(multi=True)) if self.settings.query_string
                  else None)
         return view_keys(self.settings.name, prefix + self.settings.source_part(self.runtime),
-                         path, query, custom, self.settings.hash_method)
+                         path, query, custom, self.settings.hash_of(self.runtime))
 
     async def _lookup(
         self, keys: EntryKeys

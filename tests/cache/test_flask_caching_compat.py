@@ -402,6 +402,41 @@ async def test_cache_source_check_setting_is_the_default(
         assert (await one(), await two()) == ("one", "two")
 
 
+async def test_cache_hash_method_setting_is_the_default(cache_config: dict[str, Any]) -> None:
+    """Flask-Caching's test_hash_method.py: the setting, overridden by the argument."""
+    keys: dict[str, set[str]] = {}
+    for label, setting in (("default", None), ("md5", hashlib.md5), ("path", "hashlib.md5")):
+        app = Quart(__name__)
+        prefix = f"{cache_config['CACHE_KEY_PREFIX']}{label}:"
+        cache = Cache(app, config={**cache_config, "CACHE_HASH_METHOD": setting,
+                                   "CACHE_KEY_PREFIX": prefix})
+
+        @cache.memoize()
+        async def add(a: int) -> int:
+            return a
+
+        @cache.memoize(hash_method=hashlib.sha1)
+        async def add_sha1(a: int) -> int:
+            return a
+
+        @app.get("/view")
+        @cache.cached()
+        async def view() -> str:
+            return "view"
+
+        async with app.test_app(), app.app_context():
+            assert await add(1) == 1
+            assert await cache.has(add.make_cache_key(add.uncached, 1))  # type: ignore
+            keys[label] = {add.make_cache_key(add.uncached, 1),  # type: ignore[attr-defined]
+                           view.make_cache_key(path="/view"),  # type: ignore[attr-defined]
+                           add_sha1.make_cache_key(add_sha1.uncached, 1)}  # type: ignore
+            assert (await app.test_client().get("/view")).headers["Cache-Status"].endswith(
+                "stored")
+            assert await cache.has(view.make_cache_key(path="/view"))  # type: ignore
+    assert keys["md5"] == keys["path"]
+    assert len(keys["md5"] & keys["default"]) == 1  # only the sha1 one is the same
+
+
 class Adder:
     """Flask-Caching's test class; here it says what identifies an instance."""
 
