@@ -218,6 +218,9 @@ def as_cache_type(key: str, value: Any) -> str:
     name = CACHE_TYPE_ALIASES.get(str(value).lower()) if isinstance(value, str) else None
     if name is not None:
         return name
+    if isinstance(value, str) and value.startswith("cachelib."):
+        raise ConfigError(key, value, "SimpleCache, RedisCache or NullCache: cachelib's "
+                          "backends block the event loop (a custom backend is an aiocache one)")
     if isinstance(value, str) and "." in value and not value.startswith("flask_caching."):
         module, _, name = value.rpartition(".")
         try:

@@ -105,6 +105,9 @@ def test_defaults_are_not_shared_between_apps(settings_file: Path) -> None:
         ({"CACHE_TYPE": "nowhere.factory"},
          "bad setting CACHE_TYPE = 'nowhere.factory': expected an importable backend factory"),
         ({"CACHE_ARGS": [1]}, "bad setting CACHE_ARGS = [1]: expected an empty list"),
+        ({"CACHE_TYPE": "cachelib.RedisCache"},
+         "bad setting CACHE_TYPE = 'cachelib.RedisCache': expected SimpleCache, RedisCache or "
+         "NullCache: cachelib's backends block the event loop"),
         ({"CACHE_OPTIONS": {"socket_keepalive": True}},
          "bad setting CACHE_OPTIONS = {'socket_keepalive': True}: expected only default_timeout"),
         ({"CACHE_REDIS_PORT": "six"}, "bad setting CACHE_REDIS_PORT = 'six'"),
