@@ -131,9 +131,8 @@ class Cache:
     def cached(
         self, timeout: float | None = None, key_prefix: str | Callable[[], Any] = "view/%s",
         unless: Callable[..., Any] | None = None, forced_update: Callable[[], Any] | None = None,
-        # Keyword-only from here: Flask-Caching's next positional parameter is `is_stale`,
-        # which is not implemented, so a positional call must fail rather than misbind.
-        *, response_filter: Callable[[Any], Any] | None = None, query_string: bool = True,
+        is_stale: Callable[..., Any] | None = None,
+        response_filter: Callable[[Any], Any] | None = None, query_string: bool = True,
         hash_method: HashMethod | None = None, cache_none: bool = False,
         make_cache_key: Callable[..., Any] | None = None, source_check: bool | None = None,
         response_hit_indication: bool = False,
@@ -151,7 +150,9 @@ class Cache:
         - `timeout`: seconds an entry lives (None: CACHE_DEFAULT_TIMEOUT; 0: no expiry);
           assigning `view.cache_timeout` changes it for entries stored afterwards.
         - `unless()` (or `unless(view, *args, **kwargs)`) true: run the view, no caching.
-        - `forced_update()` true: run the view and replace the entry.
+        - `forced_update()` true: run the view and replace the entry; `is_stale(cached)` (or
+          `is_stale(cached, *args, **kwargs)`) true on a hit does the same (a view's cached
+          value is its response).
         - `response_filter(returned)` gets what the view returned (a `(body, status)` tuple,
           a Response, a value) and decides what is stored instead of the default (status
           200, 203, 301, 404 or 410); a response with `Set-Cookie`, `Vary: *`,
@@ -172,13 +173,14 @@ class Cache:
             query_string=query_string, unless=unless, response_filter=response_filter,
             forced_update=forced_update, cache_none=cache_none, make_cache_key=make_cache_key,
             hash_method=hash_method, source_check=source_check,
-            response_hit_indication=response_hit_indication,
+            response_hit_indication=response_hit_indication, is_stale=is_stale,
         )
 
     def memoize(
         self, timeout: float | None = None, make_name: Callable[[str], str] | None = None,
         unless: Callable[..., Any] | None = None, forced_update: Callable[..., Any] | None = None,
-        *, response_filter: Callable[[Any], Any] | None = None,  # (as for `cached`)
+        is_stale: Callable[..., Any] | None = None,
+        response_filter: Callable[[Any], Any] | None = None,
         hash_method: HashMethod | None = None, cache_none: bool = False,
         source_check: bool | None = None, args_to_ignore: Iterable[str] | None = None,
     ) -> memoizing.Memoizer:
@@ -189,12 +191,14 @@ class Cache:
         `args_to_ignore` are left out of the key. Arguments must be cacheable values or
         objects whose class defines `__caching_id__()` or a `__repr__` that identifies them.
         `make_name(name)` renames the function in keys; `unless` is as for `cached`;
-        `forced_update()` (or `forced_update(*args, **kwargs)`) true recomputes;
+        `forced_update()` (or `forced_update(*args, **kwargs)`) true recomputes, and so does
+        `is_stale(cached_value)` (or `is_stale(cached_value, *args, **kwargs)`) on a hit;
         `response_filter(value)` false does not store; `None` is cached only with
         `cache_none=True`. The decorated function has `uncached`, `cache_timeout`
         (assignable), `make_cache_key(f.uncached, *args)` and `delete_memoized()`.
         """
-        options = memoizing.ValueOptions(unless, forced_update, response_filter, cache_none)
+        options = memoizing.ValueOptions(unless, forced_update, response_filter, cache_none,
+                                         is_stale)
         return memoizing.Memoizer(self._current_runtime, timeout, make_name, args_to_ignore,
                                   options, hash_method, source_check)
 

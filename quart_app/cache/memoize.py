@@ -48,6 +48,7 @@ from .runtime import (
     DecoratedCall,
     bypassed,
     call_user,
+    judged_stale,
     settings_of,
     update_forced,
 )
@@ -104,6 +105,8 @@ class ValueOptions:
     forced_update: Callable[..., Any] | None = None
     response_filter: Callable[[Any], Any] | None = None
     cache_none: bool = False
+    #: Called with a cached value (and the call's arguments); true recomputes it.
+    is_stale: Callable[..., Any] | None = None
 
 
 class Memoizer:
@@ -234,8 +237,11 @@ class ValueCall(DecoratedCall):
             stored, seen = await read(self.client, keys.entry, keys.scopes)
             value, state = unwrap(stored, seen)
             if state == "hit" and not forced and (value is not None or options.cache_none):
-                self.record("hit")
-                return value, True
+                if options.is_stale is None or not await judged_stale(
+                        options.is_stale, value, self.args, self.kwargs):
+                    self.record("hit")
+                    return value, True
+                forced, state = True, "stale"
             if state == "hit":
                 state = "miss"  # forced, or a None that cache_none=False does not serve
             tokens = await establish(self.client, keys.scopes, seen, self.lifetime)

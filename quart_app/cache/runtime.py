@@ -98,6 +98,21 @@ async def update_forced(
     return bool(await call_user(callback))
 
 
+async def judged_stale(
+    is_stale: Callable[..., Any], value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> bool:
+    """Flask-Caching's `is_stale(cached_value)`, or `is_stale(cached_value, *args, **kwargs)`
+    when it takes more than one positional argument."""
+    try:
+        positional = sum(parameter.kind is not inspect.Parameter.KEYWORD_ONLY
+                         for parameter in inspect.signature(is_stale).parameters.values())
+    except (TypeError, ValueError):
+        positional = 1
+    if positional > 1:
+        return bool(await call_user(is_stale, value, *args, **kwargs))
+    return bool(await call_user(is_stale, value))
+
+
 async def call_user(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Call a user's callback (`unless`, `response_filter`, ...), sync or async."""
     result = function(*args, **kwargs)

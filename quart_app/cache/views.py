@@ -56,6 +56,7 @@ from .runtime import (
     DecoratedCall,
     bypassed,
     call_user,
+    judged_stale,
     settings_of,
     update_forced,
 )
@@ -98,6 +99,7 @@ class CachedView:
     source_check: bool | None = None
     source: str | None = None
     response_hit_indication: bool = False
+    is_stale: Callable[..., Any] | None = None
 
     @property
     def keyed_by_query(self) -> bool:
@@ -117,7 +119,8 @@ class CachedView:
 
     def value_options(self) -> ValueOptions:
         return ValueOptions(forced_update=self.forced_update,
-                            response_filter=self.response_filter, cache_none=self.cache_none)
+                            response_filter=self.response_filter, cache_none=self.cache_none,
+                            is_stale=self.is_stale)
 
 
 def cached(
@@ -128,6 +131,7 @@ def cached(
     forced_update: Callable[[], Any] | None = None, cache_none: bool = False,
     make_cache_key: Callable[..., Any] | None = None, hash_method: HashMethod | None = None,
     source_check: bool | None = None, response_hit_indication: bool = False,
+    is_stale: Callable[..., Any] | None = None,
 ) -> Callable[[Callable[P, Any]], Callable[P, Awaitable[Any]]]:
     """See `Cache.cached`; `runtime` returns the current app's `CacheRuntime`."""
     if timeout is not None and timeout < 0:
@@ -137,7 +141,7 @@ def cached(
         settings = CachedView(
             qualified_name(view), timeout, key_prefix, query_string, unless,
             response_filter, forced_update, make_cache_key, cache_none, hash_method,
-            source_check, source_digest(view), response_hit_indication,
+            source_check, source_digest(view), response_hit_indication, is_stale,
         )
 
         @functools.wraps(view)
@@ -314,14 +318,17 @@ class _ViewCall(DecoratedCall):
         if await bypassed(self.settings.unless, self.function, self.args, self.kwargs):
             return self._finish(await self._run_view(), "bypass", fwd="bypass")
         refresh = await self._refresh_requested()
+        judged = False  # is_stale said so
         keys = await self._keys()
         state: State = "miss"
         variant = keys.entry
         try:
             entry, state, tokens, variant = await self._lookup(keys)
             if entry is not None and state == "hit" and not refresh:
-                return self._finish(self._render(entry, stored=True), "hit", hit=True,
-                                    ttl=entry.remaining(time.time()))
+                if not await self._judged_stale(entry):
+                    return self._finish(self._render(entry, stored=True), "hit", hit=True,
+                                        ttl=entry.remaining(time.time()))
+                refresh, state, judged = True, "stale", True
             current = await establish(self.client, keys.scopes, tokens, self.lifetime)
         except Exception:
             logger.exception("cache failed for %s; serving it uncached", self.settings.name)
@@ -332,7 +339,8 @@ class _ViewCall(DecoratedCall):
         outcome: Outcome = "stale" if state == "stale" else "miss"
         if refresh:
             produced = await self._produce(keys, current)
-            return self._finish_produced(produced, outcome, fwd="request")
+            return self._finish_produced(produced, outcome,
+                                         fwd="stale" if judged else "request")
         produced, computed = await self.runtime.once(
             computation_key(variant, current),
             lambda: self._produce(keys, current), lambda: self._look(keys, current),
@@ -342,6 +350,12 @@ class _ViewCall(DecoratedCall):
         return self._finish_produced(produced, outcome, fwd=outcome, collapsed=not computed)
 
     # --- steps ----------------------------------------------------------------------------
+
+    async def _judged_stale(self, entry: StoredResponse) -> bool:
+        """`is_stale(response)`: Flask-Caching passes the cached value, here the response."""
+        is_stale = self.settings.is_stale
+        return is_stale is not None and await judged_stale(
+            is_stale, entry.to_response(), self.args, self.kwargs)
 
     async def _refresh_requested(self) -> bool:
         forced = self.settings.forced_update

@@ -147,6 +147,62 @@ async def test_cached_function_response_filter_gets_the_value(
     assert seen[seen.index(odd):] == [odd] * (len(seen) - seen.index(odd))
 
 
+async def test_is_stale_is_asked_on_hits_with_the_cached_value(
+    cache: Cache, serving: Quart
+) -> None:
+    runs: Counter[str] = Counter()
+    judged: list[int] = []
+
+    def is_stale(value: int) -> bool:
+        judged.append(value)
+        return value < 2
+
+    @cache.cached(5, "is_stale", None, None, is_stale)  # Flask-Caching's positions
+    async def counted() -> int:
+        runs["counted"] += 1
+        return runs["counted"]
+
+    assert await counted() == 1
+    assert judged == []  # only a hit is judged
+    assert await counted() == 2  # the cached 1 is stale: it ran again and stored 2
+    assert (judged, runs["counted"]) == ([1], 2)
+    assert await counted() == 2
+    assert (judged, runs["counted"]) == ([1, 2], 2)
+
+    seen: list[tuple[int, int]] = []
+
+    @cache.memoize(5, is_stale=lambda value, param: seen.append((value, param)) or False)
+    async def echo(param: int) -> int:
+        return param
+
+    @cache.memoize(5, None, None, lambda: True, lambda value: seen.append((0, 0)) or True)
+    async def always_forced() -> int:
+        return 1
+
+    assert await echo(1) == await echo(1) == 1
+    await always_forced()
+    await always_forced()
+    assert seen == [(1, 1)]  # the value, then the call's own arguments; never when forced
+
+
+async def test_a_views_is_stale_gets_the_cached_response(
+    plain_app: Quart, cache: Cache, serving: Quart, client: QuartClient
+) -> None:
+    @plain_app.get("/judged")
+    @cache.cached(60, is_stale=lambda response: response.headers.get("X-Version") == "old")
+    async def judged() -> tuple[str, dict[str, str]]:
+        version = request.args.get("v", "new")
+        return f"run {fresh()}", {"X-Version": version}
+
+    async def body(path: str) -> bytes:
+        return await (await client.get(path)).get_data()
+
+    assert await body("/judged") == await body("/judged")
+    assert await body("/judged?v=old") != await body("/judged?v=old")  # judged stale
+    second = await client.get("/judged?v=old")
+    assert second.headers["Cache-Status"] == "quart_app; fwd=stale; stored"
+
+
 # --- cached on a view ------------------------------------------------------------------------
 
 
