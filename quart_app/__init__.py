@@ -16,7 +16,6 @@ from .blueprints.info import info_api
 from .blueprints.seed import seed
 from .blueprints.stats import stats
 from .bus import SignalBus
-from .cache import Cache
 from .cache.fast_hits import FastHits
 from .config import load_config
 from .db import Database
@@ -58,8 +57,7 @@ def _add_fast_hits(app: Quart) -> None:
         return
     visits = app.extensions.get("visits")  # a fast hit is a visit too
     app.asgi_app = FastHits(  # type: ignore[method-assign]
-        app, app.asgi_app, runtime=lambda: Cache.serving_runtime(app),
-        request_id=request_id.request_id_from,
+        app, app.asgi_app, request_id=request_id.request_id_from,
         on_hit=visits.count if visits is not None else None,
     )
 

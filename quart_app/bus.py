@@ -39,9 +39,10 @@ import redis.asyncio as redis
 from blinker import NamedSignal
 from quart import Quart
 
-from .cache import Cache, CacheClient
+from .cache import CacheClient
 from .cache.local_tier import LocalTier
 from .dispatch import send_local
+from .extensions import cache as app_cache
 from .signals import BROADCAST
 
 logger = logging.getLogger("quart_app.bus")
@@ -178,7 +179,7 @@ class SignalBus:
         return confirmed
 
     async def _serve(self) -> AsyncGenerator[None, None]:
-        cache = Cache.client_for(self._app)
+        cache = app_cache.client_for(self._app)
         if self._app.config["CACHE_TYPE"] == "SimpleCache":
             guard_local_cache(self, cache)
         if cache.local is not None:

@@ -9,12 +9,13 @@ single line naming the key, the value and what was expected.
 from __future__ import annotations
 
 import copy
+import importlib
 import os
 import tomllib
 from collections.abc import Callable, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from flask.config import Config
 
@@ -37,7 +38,18 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_KEY_PREFIX": "quart_app:",
     "CACHE_THRESHOLD": 500,
     "CACHE_IGNORE_ERRORS": True,
-    "CACHE_REDIS_URL": "redis://127.0.0.1:6379/0",
+    # None: built from CACHE_REDIS_HOST/PORT/DB/PASSWORD (see `resolve_redis_url`).
+    "CACHE_REDIS_URL": None,
+    "CACHE_REDIS_HOST": None,
+    "CACHE_REDIS_PORT": None,
+    "CACHE_REDIS_DB": None,
+    "CACHE_REDIS_PASSWORD": None,
+    "CACHE_OPTIONS": None,
+    "CACHE_ARGS": [],
+    "CACHE_NO_NULL_WARNING": False,
+    "CACHE_SOURCE_CHECK": False,
+    # None: SHA-256. A hashlib constructor, or its import path ("hashlib.md5") in a file.
+    "CACHE_HASH_METHOD": None,
     # Beyond Flask-Caching.
     "CACHE_REDIS_POOL_SIZE": 32,
     "CACHE_REDIS_TIMEOUT": 1.0,
@@ -93,7 +105,7 @@ CACHE_TYPE_ALIASES: dict[str, str] = {
 _ENV_KEYS_NOT_SETTINGS = ("APP_SETTINGS", "APP")
 
 # Settings that may hold credentials, so they must come from the environment.
-_SECRET_KEYS = ("SECRET_KEY",)
+_SECRET_KEYS = ("SECRET_KEY", "CACHE_REDIS_PASSWORD")
 _URL_KEYS = ("DATABASE_URL", "CACHE_REDIS_URL", "SIGNALS_BUS_URL")
 
 
@@ -205,16 +217,75 @@ def as_url(key: str, value: Any, schemes: tuple[str, ...]) -> str:
 
 
 def as_cache_type(key: str, value: Any) -> str:
+    """One of ours, or Flask-Caching's custom type: the import path of a backend factory."""
     name = CACHE_TYPE_ALIASES.get(str(value).lower()) if isinstance(value, str) else None
-    if name is None:
-        raise ConfigError(key, value, "SimpleCache, RedisCache or NullCache")
-    return name
+    if name is not None:
+        return name
+    if isinstance(value, str) and value.startswith("cachelib."):
+        raise ConfigError(key, value, "SimpleCache, RedisCache or NullCache: cachelib's "
+                          "backends block the event loop (a custom backend is an aiocache one)")
+    if isinstance(value, str) and "." in value and not value.startswith("flask_caching."):
+        module, _, name = value.rpartition(".")
+        try:
+            factory = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError) as error:
+            raise ConfigError(key, value, f"an importable backend factory ({error})") from None
+        if not callable(factory):
+            raise ConfigError(key, value, "a callable factory(app, config, args, options)")
+        return value
+    raise ConfigError(key, value, "SimpleCache, RedisCache or NullCache, or the import path "
+                      "of a factory(app, config, args, options) returning a backend")
 
 
 def as_prefix(key: str, value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError(key, value, "a non-empty string (clear() deletes only keys under it)")
     return value
+
+
+def as_hash_method(key: str, value: Any) -> Callable[..., Any] | None:
+    """A hashlib constructor (`hashlib.md5`), or its import path in a settings file."""
+    if isinstance(value, str):
+        module, _, name = value.rpartition(".")
+        try:
+            value = getattr(importlib.import_module(module or "hashlib"), name)
+        except (ImportError, AttributeError):
+            raise ConfigError(key, value,
+                              "a hashlib constructor such as \"hashlib.sha256\"") from None
+    if value is None:
+        return None
+    try:
+        value(b"").hexdigest()
+    except Exception:
+        raise ConfigError(key, value, "a hashlib constructor such as hashlib.sha256") from None
+    return value  # type: ignore[no-any-return]
+
+
+def as_redis_host(key: str, value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise ConfigError(key, value, "a host name (Flask-Caching also takes a redis.Redis "
+                      "client; this cache keeps its own async pool: give its host)")
+
+
+def as_optional_int(key: str, value: Any) -> int | None:
+    return None if value is None else as_int(key, value)
+
+
+def as_cache_options(key: str, value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ConfigError(key, value, "a table of backend options")
+    return dict(value)
+
+
+def as_cache_args(key: str, value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list | tuple):
+        raise ConfigError(key, value, "a list of positional arguments for a custom CACHE_TYPE")
+    return list(value)
 
 
 def as_log_level(key: str, value: Any) -> str:
@@ -242,7 +313,18 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "CACHE_KEY_PREFIX": as_prefix,
     "CACHE_THRESHOLD": lambda key, value: as_int(key, value, minimum=1),
     "CACHE_IGNORE_ERRORS": as_bool,
-    "CACHE_REDIS_URL": lambda key, value: as_url(key, value, ("redis", "rediss", "unix")),
+    "CACHE_REDIS_URL": lambda key, value: (
+        None if value in (None, "") else as_url(key, value, ("redis", "rediss", "unix"))
+    ),
+    "CACHE_REDIS_PORT": lambda key, value: None if value is None else as_int(key, value, 1),
+    "CACHE_REDIS_DB": as_optional_int,
+    "CACHE_REDIS_PASSWORD": as_optional_text,
+    "CACHE_OPTIONS": as_cache_options,
+    "CACHE_ARGS": as_cache_args,
+    "CACHE_NO_NULL_WARNING": as_bool,
+    "CACHE_SOURCE_CHECK": as_bool,
+    "CACHE_HASH_METHOD": as_hash_method,
+    "CACHE_REDIS_HOST": as_redis_host,
     "CACHE_REDIS_POOL_SIZE": lambda key, value: as_int(key, value, minimum=1),
     "CACHE_REDIS_TIMEOUT": as_seconds,
     "CACHE_RETRY_INTERVAL": as_seconds,
@@ -271,16 +353,99 @@ def validate(config: MutableMapping[str, Any]) -> None:
     """Check and normalise every known setting; refuse CACHE_* names we do not implement."""
     for key, check in _VALIDATORS.items():
         config[key] = check(key, config[key])
-    for key in config:
-        if key.startswith("CACHE_") and key not in _VALIDATORS:
-            raise ConfigError(key, config[key], "a supported cache setting: " + ", ".join(
-                sorted(name for name in _VALIDATORS if name.startswith("CACHE_"))
-            ))
+    _check_cache_settings(config)
     if not isinstance(config["DATABASE_POOL"], Mapping):
         raise ConfigError("DATABASE_POOL", config["DATABASE_POOL"], "a table of pool settings")
     config["RECEIVERS"] = validate_receivers(config["RECEIVERS"])
     if config["CACHE_LOCAL"]:
         _require_redis_for_local_tier(config)
+
+
+def cache_config(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The CACHE_* settings of a `Cache` on any Quart app: defaults, then `layers` (later
+    wins), validated as `validate` does. For apps not built by `create_app`, whose config
+    has none of our defaults, and for `Cache(config=...)` / `init_app(app, config=...)`."""
+    merged = {key: copy.deepcopy(value) for key, value in DEFAULTS.items()
+              if key.startswith("CACHE_")}
+    for layer in layers:
+        merged.update({key: value for key, value in (layer or {}).items()
+                       if key.startswith("CACHE_")})
+    for key in list(merged):
+        check = _VALIDATORS.get(key)
+        if check is not None:
+            merged[key] = check(key, merged[key])
+    _check_cache_settings(merged)
+    return merged
+
+
+# Flask-Caching settings quart_app refuses, and why (every other unknown CACHE_* key is
+# refused with the list of supported ones).
+_REFUSED_CACHE_KEYS: dict[str, str] = {
+    "CACHE_SERIALIZER": "nothing: values are always stored as tagged JSON, never pickle, "
+                        "so nothing read from a shared cache can run code",
+    "CACHE_DIR": "RedisCache or SimpleCache: there is no FileSystemCache (a file per entry "
+                 "blocks the event loop)",
+    "CACHE_ENABLE_SIGNALS": "cache.view_stats() or /readyz for hit and miss counts",
+}
+
+# CACHE_OPTIONS keys that name a Flask-Caching backend argument, and the setting each sets.
+_BACKEND_OPTIONS = {"default_timeout": "CACHE_DEFAULT_TIMEOUT", "key_prefix": "CACHE_KEY_PREFIX",
+                    "threshold": "CACHE_THRESHOLD"}
+
+
+def _check_cache_settings(config: MutableMapping[str, Any]) -> None:
+    for key in config:
+        if key in _REFUSED_CACHE_KEYS:
+            raise ConfigError(key, config[key], _REFUSED_CACHE_KEYS[key])
+        if key.startswith("CACHE_") and key not in _VALIDATORS:
+            raise ConfigError(key, config[key], "a supported cache setting: " + ", ".join(
+                sorted(name for name in _VALIDATORS if name.startswith("CACHE_"))
+            ))
+    builtin = config["CACHE_TYPE"] in CACHE_TYPE_ALIASES.values()
+    if builtin and config["CACHE_ARGS"]:
+        raise ConfigError("CACHE_ARGS", config["CACHE_ARGS"], "an empty list: positional "
+                          "arguments go to a custom CACHE_TYPE factory only; use CACHE_OPTIONS "
+                          "or the CACHE_* settings for " + config["CACHE_TYPE"])
+    _apply_backend_options(config, builtin)
+    config["CACHE_REDIS_URL"] = resolve_redis_url(config)
+
+
+def _apply_backend_options(config: MutableMapping[str, Any], builtin: bool) -> None:
+    """Flask-Caching passes CACHE_OPTIONS to the backend's constructor: its own arguments
+    (threshold, default_timeout, key_prefix) set ours, the rest go to redis-py."""
+    options = config["CACHE_OPTIONS"]
+    if not options or not builtin:
+        return
+    for name, key in _BACKEND_OPTIONS.items():
+        if name in options:
+            config[key] = _VALIDATORS[key](f"CACHE_OPTIONS.{name}", options[name])
+    others = sorted(set(options) - set(_BACKEND_OPTIONS))
+    if others and config["CACHE_TYPE"] != "RedisCache":
+        raise ConfigError("CACHE_OPTIONS", options, f"only {', '.join(_BACKEND_OPTIONS)} for "
+                          f"{config['CACHE_TYPE']} (redis-py options need RedisCache)")
+
+
+def resolve_redis_url(config: Mapping[str, Any]) -> str:
+    """CACHE_REDIS_URL, else one built from HOST, PORT, DB and PASSWORD, as Flask-Caching does.
+
+    As there, the URL wins over HOST and PORT, and CACHE_REDIS_DB applies when the URL names
+    no database. Unlike there, CACHE_REDIS_PASSWORD is also added to a URL that has none, so
+    the URL can sit in a settings file and the password in the environment.
+    """
+    url: str | None = config["CACHE_REDIS_URL"]
+    password = config["CACHE_REDIS_PASSWORD"]
+    database = config["CACHE_REDIS_DB"]
+    if url is None:
+        host = config["CACHE_REDIS_HOST"] or "127.0.0.1"
+        port = config["CACHE_REDIS_PORT"] or 6379
+        url = f"redis://{host}:{port}/{database or 0}"
+    parts = urlsplit(url)
+    if parts.scheme != "unix" and database is not None and parts.path.strip("/") == "":
+        parts = parts._replace(path=f"/{database}")
+    if password and not parts.password:
+        user = quote(parts.username or "", safe="")
+        parts = parts._replace(netloc=f"{user}:{quote(password, safe='')}@{parts.netloc}")
+    return str(parts.geturl())
 
 
 def _require_redis_for_local_tier(config: MutableMapping[str, Any]) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+
+from quart_app.cache import Cache
+from quart_app.cache.backends import BoundedMemoryBackend, PrefixedRedisBackend
 
 
 def memory_sqlite_config(tmp_path: Path) -> dict[str, Any]:
@@ -37,3 +41,16 @@ def reset_mysql_table(url: str) -> None:
 def messages(caplog: pytest.LogCaptureFixture, logger: str) -> list[str]:
     """The messages `logger` (by its exact name) logged during the test."""
     return [record.getMessage() for record in caplog.records if record.name == logger]
+
+
+async def seconds_left(cache: Cache, key: str) -> float | None:
+    """How long `key` (as given to `cache.set`) has left in the current app's backend."""
+    client = cache.client
+    full_key = client.settings.key_prefix + key
+    backend: Any = client.backend
+    if isinstance(backend, PrefixedRedisBackend):
+        milliseconds = await backend.client.pttl(full_key)
+        return None if milliseconds < 0 else milliseconds / 1000
+    assert isinstance(backend, BoundedMemoryBackend)
+    _, expires_at = backend._entries[full_key]
+    return None if expires_at == float("inf") else expires_at - time.monotonic()

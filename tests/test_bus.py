@@ -21,6 +21,7 @@ from quart import Quart
 import quart_app.bus
 from quart_app import create_app
 from quart_app.dispatch import receiver
+from quart_app.extensions import cache
 from quart_app.signals import info_inserted
 
 from .throwaway_redis import ThrowawayRedis
@@ -179,7 +180,7 @@ async def test_a_memory_cache_serves_nothing_while_the_bus_is_down(
     app = make_app(tmp_path, throwaway_redis.url, channel, "solo")
     async with app.test_app():
         bus = app.extensions["signal_bus"]
-        cache_client = app.extensions["cache"]["client"]
+        cache_client = cache.client_for(app)
         await wait_until(lambda: bus.connected)
         assert not cache_client.is_suspended
         await cache_client.set("page", "cached")

@@ -63,7 +63,8 @@ def test_the_seeds_config_dict_works_unchanged() -> None:
      ("flask_caching.backends.RedisCache", "RedisCache"), ("NullCache", "NullCache")],
 )
 def test_flask_caching_backend_names_are_accepted(given: str, meant: str) -> None:
-    assert create_app({"CACHE_TYPE": given}).config["CACHE_TYPE"] == meant
+    settings = {"CACHE_TYPE": given, "CACHE_NO_NULL_WARNING": True}
+    assert create_app(settings).config["CACHE_TYPE"] == meant
 
 
 def test_the_repos_settings_file_is_loaded_and_valid() -> None:
@@ -85,7 +86,8 @@ def test_defaults_are_not_shared_between_apps(settings_file: Path) -> None:
     ("overrides", "message"),
     [
         ({"CACHE_TYPE": "Memcached"},
-         "bad setting CACHE_TYPE = 'Memcached': expected SimpleCache, RedisCache or NullCache"),
+         "bad setting CACHE_TYPE = 'Memcached': expected SimpleCache, RedisCache or NullCache, "
+         "or the import path of a factory"),
         ({"CACHE_DEFAULT_TIMEOUT": -1},
          "bad setting CACHE_DEFAULT_TIMEOUT = -1: expected a whole number >= 0"),
         ({"CACHE_THRESHOLD": "many"},
@@ -95,7 +97,23 @@ def test_defaults_are_not_shared_between_apps(settings_file: Path) -> None:
         ({"CACHE_KEY_PREFIX": ""}, "bad setting CACHE_KEY_PREFIX = ''"),
         ({"CACHE_REDIS_URL": "http://x"},
          "bad setting CACHE_REDIS_URL = 'http://x': expected a URL starting with redis://"),
-        ({"CACHE_REDIS_HOST": "h"}, "bad setting CACHE_REDIS_HOST = 'h': expected a supported"),
+        ({"CACHE_REDIS_SOMETHING": "h"},
+         "bad setting CACHE_REDIS_SOMETHING = 'h': expected a supported cache setting"),
+        ({"CACHE_SERIALIZER": "pickle"},
+         "bad setting CACHE_SERIALIZER = 'pickle': expected nothing: values are always stored "
+         "as tagged JSON"),
+        ({"CACHE_TYPE": "nowhere.factory"},
+         "bad setting CACHE_TYPE = 'nowhere.factory': expected an importable backend factory"),
+        ({"CACHE_ARGS": [1]}, "bad setting CACHE_ARGS = [1]: expected an empty list"),
+        ({"CACHE_TYPE": "cachelib.RedisCache"},
+         "bad setting CACHE_TYPE = 'cachelib.RedisCache': expected SimpleCache, RedisCache or "
+         "NullCache: cachelib's backends block the event loop"),
+        ({"CACHE_OPTIONS": {"socket_keepalive": True}},
+         "bad setting CACHE_OPTIONS = {'socket_keepalive': True}: expected only default_timeout"),
+        ({"CACHE_REDIS_PORT": "six"}, "bad setting CACHE_REDIS_PORT = 'six'"),
+        ({"CACHE_HASH_METHOD": "hashlib.nothing"},
+         "bad setting CACHE_HASH_METHOD = 'hashlib.nothing': expected a hashlib constructor"),
+        ({"CACHE_REDIS_HOST": 6379}, "bad setting CACHE_REDIS_HOST = 6379: expected a host name"),
         ({"DATABASE_URL": "postgres://u:secret@h/db"},
          "bad setting DATABASE_URL = 'postgres://u:***@h/db'"),
         ({"LOG_LEVEL": "LOUD"}, "bad setting LOG_LEVEL = 'LOUD'"),

@@ -2,5 +2,7 @@
 
 from .client import MISSING, CacheClient, CacheSettings, CacheUnavailable
 from .extension import Cache
+from .responses import CachedResponse
 
-__all__ = ["MISSING", "Cache", "CacheClient", "CacheSettings", "CacheUnavailable"]
+__all__ = ["MISSING", "Cache", "CacheClient", "CacheSettings", "CacheUnavailable",
+           "CachedResponse"]

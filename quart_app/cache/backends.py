@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import redis.asyncio as redis
@@ -223,10 +223,12 @@ class PrefixedRedisBackend(RedisCache):  # type: ignore[misc]
 
     SCAN_BATCH = 500
 
-    def __init__(self, url: str, pool_size: int, socket_timeout: float, **kwargs: Any) -> None:
+    def __init__(
+        self, url: str, pool_size: int, socket_timeout: float,
+        connection_options: Mapping[str, Any] | None = None, **kwargs: Any,
+    ) -> None:
         super().__init__(serializer=NullSerializer(), timeout=NO_CALL_TIMEOUT, **kwargs)
-        pool = redis.BlockingConnectionPool.from_url(
-            url,
+        settings: dict[str, Any] = dict(
             max_connections=pool_size,
             timeout=socket_timeout,
             socket_connect_timeout=socket_timeout,
@@ -236,6 +238,10 @@ class PrefixedRedisBackend(RedisCache):  # type: ignore[misc]
             retry=Retry(NoBackoff(), 1),
             decode_responses=False,
         )
+        # CACHE_OPTIONS (redis-py's names) add to these; decoding stays ours to decide.
+        settings.update({name: value for name, value in (connection_options or {}).items()
+                         if name != "decode_responses"})
+        pool = redis.BlockingConnectionPool.from_url(url, **settings)
         self.client = redis.Redis(connection_pool=pool)
 
     async def _set(

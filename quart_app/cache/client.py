@@ -61,6 +61,8 @@ class CacheSettings:
     local: bool = False
     local_threshold: int = 1000
     local_timeout: float = 30.0
+    #: CACHE_OPTIONS other than Flask-Caching's backend arguments: redis-py connection options.
+    redis_options: tuple[tuple[str, Any], ...] = ()
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> CacheSettings:
@@ -77,13 +79,18 @@ class CacheSettings:
             local=config["CACHE_LOCAL"],
             local_threshold=config["CACHE_LOCAL_THRESHOLD"],
             local_timeout=config["CACHE_LOCAL_TIMEOUT"],
+            redis_options=tuple(
+                (name, value) for name, value in (config.get("CACHE_OPTIONS") or {}).items()
+                if name not in ("default_timeout", "key_prefix", "threshold")
+            ),
         )
 
 
 def make_backend(settings: CacheSettings) -> BaseCache:
     if settings.cache_type == "RedisCache":
         return PrefixedRedisBackend(
-            settings.redis_url, settings.redis_pool_size, settings.redis_timeout
+            settings.redis_url, settings.redis_pool_size, settings.redis_timeout,
+            connection_options=dict(settings.redis_options),
         )
     if settings.cache_type == "NullCache":
         return NullBackend()

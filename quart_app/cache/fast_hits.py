@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -68,20 +69,30 @@ _MATCHES_KEPT = 4096
 _VARY = "vary"
 
 
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """A route that is a cached view the fast path can key from the URL alone."""
+
+    settings: CachedView
+    key_prefix: str
+    rule: str
+    #: The view function's attributes (`cache_runtime_for`, an assigned `make_cache_key`).
+    attributes: dict[str, Any]
+
+
 class FastHits:
     """ASGI middleware: `app.asgi_app = FastHits(app, app.asgi_app, ...)`."""
 
     def __init__(
-        self, app: Quart, inner: ASGIApp, runtime: Callable[[], CacheRuntime | None],
-        request_id: RequestIdMaker, on_hit: HitListener | None = None,
+        self, app: Quart, inner: ASGIApp, request_id: RequestIdMaker,
+        on_hit: HitListener | None = None,
     ) -> None:
         self.app = app
         self.inner = inner
-        self.runtime = runtime
         self.request_id = request_id
         self.on_hit = on_hit
         self._adapter: MapAdapter | None = None
-        self._matches: dict[tuple[str, str], tuple[CachedView, str, str] | None] = {}
+        self._matches: dict[tuple[str, str], _Route | None] = {}
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -101,7 +112,7 @@ class FastHits:
                 return
         await self.inner(scope, receive, send)
 
-    def _match(self, path: str, method: str) -> tuple[CachedView, str, str] | None:
+    def _match(self, path: str, method: str) -> _Route | None:
         key = (path, method)
         try:
             return self._matches[key]
@@ -112,7 +123,7 @@ class FastHits:
         matched = self._matches[key] = self._match_route(path, method)
         return matched
 
-    def _match_route(self, path: str, method: str) -> tuple[CachedView, str, str] | None:
+    def _match_route(self, path: str, method: str) -> _Route | None:
         if self._adapter is None:
             if self.app.url_map.host_matching:
                 return None
@@ -122,22 +133,31 @@ class FastHits:
         except (HTTPException, RequestRedirect):
             return None
         view = self.app.view_functions.get(rule.endpoint)
-        settings = vars(view).get("cached") if view is not None else None
+        attributes = vars(view) if view is not None else {}
+        settings = attributes.get("cached")
         if (not isinstance(settings, CachedView) or settings.unless is not None
                 or settings.forced_update is not None or settings.make_cache_key is not None
+                or settings.is_stale is not None or settings.response_hit_indication
                 or not isinstance(settings.key_prefix, str)):
             return None
-        return settings, settings.key_prefix, rule.rule
+        return _Route(settings, settings.key_prefix, rule.rule, attributes)
 
     async def _hit(self, scope: HTTPScope) -> tuple[int, list[tuple[bytes, bytes]], bytes] | None:
         path = str(scope["path"])
         if scope.get("root_path") or not path.startswith("/"):
             return None
-        runtime = self.runtime()
-        matched = self._match(path, scope["method"])
-        if runtime is None or matched is None:
+        route = self._match(path, scope["method"])
+        if route is None or route.attributes.get("make_cache_key") is not route.attributes.get(
+                "default_make_cache_key"):
+            return None  # a make_cache_key assigned to the view needs the request
+        runtime_for = route.attributes.get("cache_runtime_for")
+        if runtime_for is None:
             return None
-        settings, key_prefix, rule = matched
+        try:
+            runtime: CacheRuntime = runtime_for(self.app)
+        except RuntimeError:  # the app is not serving (yet, or any more)
+            return None
+        settings, key_prefix, rule = route.settings, route.key_prefix, route.rule
         request_headers = Headers(
             [(name.decode("latin1"), value.decode("latin1")) for name, value in scope["headers"]]
         )
@@ -149,8 +169,9 @@ class FastHits:
             query = sorted_query(parse_qsl(scope["query_string"].decode(),
                                            keep_blank_values=True,
                                            errors="werkzeug.url_quote"))
-        keys = view_keys(settings.name, key_prefix.replace("%s", path), path, query,
-                         None)
+        keys = view_keys(settings.name, key_prefix.replace("%s", path)
+                         + settings.source_part(runtime), path, query, None,
+                         settings.hash_of(runtime))
         stored, tokens = await read(runtime.client, keys.entry, keys.scopes)
         if isinstance(stored, dict) and _VARY in stored:
             return None

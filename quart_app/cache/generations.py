@@ -84,6 +84,7 @@ def computation_key(key: str, tokens: Tokens) -> str:
     return f"{key}|{','.join(tokens)}"
 
 
-async def invalidate(client: CacheClient, scope: str) -> None:
-    """Outdate every entry recorded under this scope's token."""
-    await client.delete(scope)
+async def invalidate(client: CacheClient, scope: str) -> bool:
+    """Outdate every entry recorded under this scope's token; False when there was none (so
+    nothing was cached under the scope)."""
+    return await client.delete(scope)

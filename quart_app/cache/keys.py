@@ -20,6 +20,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 from werkzeug.datastructures import Headers, MultiDict
 
@@ -39,9 +40,22 @@ def qualified_name(function: Callable[..., Any]) -> str:
     return f"{function.__module__}.{function.__qualname__}"
 
 
-def digest(*parts: Any) -> str:
-    """32 hex characters of SHA-256 over the parts as JSON (strings, None, lists, tuples)."""
-    return hashlib.sha256(_encoder.encode(parts).encode()).hexdigest()[:32]
+#: A hashlib constructor, as Flask-Caching's `hash_method` (hashlib.md5, hashlib.sha1, ...).
+HashMethod = Callable[..., Any]
+
+
+def digest(*parts: Any, hash_method: HashMethod | None = None) -> str:
+    """32 hex characters of SHA-256 (or `hash_method`) over the parts as JSON."""
+    hashed = (hash_method or hashlib.sha256)(_encoder.encode(parts).encode())
+    return str(hashed.hexdigest())[:32]
+
+
+def source_digest(function: Callable[..., Any]) -> str | None:
+    """A digest of the function's source (`source_check`), or None when Python has none."""
+    try:
+        return digest(inspect.getsource(function))
+    except (OSError, TypeError):
+        return None
 
 
 def sorted_query(pairs: Iterable[tuple[str, Any]]) -> QueryPairs:
@@ -49,10 +63,15 @@ def sorted_query(pairs: Iterable[tuple[str, Any]]) -> QueryPairs:
     return sorted(((str(name), str(value)) for name, value in pairs), key=lambda pair: pair[0])
 
 
-def query_args_pairs(
-    query_args: Mapping[str, Any] | Iterable[tuple[str, Any]],
-) -> QueryPairs:
-    """`delete_cached`'s `query_args` (a mapping, list values for repeats, or pairs) as pairs."""
+#: `delete_cached`'s `query_args`: a query string, a mapping or (name, value) pairs.
+QueryArgs = str | Mapping[str, Any] | Iterable[tuple[str, Any]]
+
+
+def query_args_pairs(query_args: QueryArgs) -> QueryPairs:
+    """`delete_cached`'s `query_args` (`"a=1&b=2"`, a mapping, list values for repeats, or
+    pairs) as pairs."""
+    if isinstance(query_args, str):
+        return sorted_query(parse_qsl(query_args.lstrip("?"), keep_blank_values=True))
     if isinstance(query_args, MultiDict):  # such as request.args
         return sorted_query(query_args.items(multi=True))
     if not isinstance(query_args, Mapping):
@@ -109,7 +128,8 @@ def view_scopes(name: str, path: str | None = None, query: QueryPairs | None = N
 
 
 def view_keys(
-    name: str, prefix: str, path: str, query: QueryPairs | None, custom: str | None
+    name: str, prefix: str, path: str, query: QueryPairs | None, custom: str | None,
+    hash_method: HashMethod | None = None,
 ) -> EntryKeys:
     """Keys for one request to a cached view (GET and HEAD alike).
 
@@ -119,7 +139,8 @@ def view_keys(
     """
     varying = [custom] if custom is not None else [path, query]
     scopes = view_scopes(name, path, query if custom is None else None)
-    return EntryKeys(f"view:{name}:{digest(prefix, *varying)}", tuple(scopes))
+    entry = digest(prefix, *varying, hash_method=hash_method)
+    return EntryKeys(f"view:{name}:{entry}", tuple(scopes))
 
 
 def argument_text(name: str, value: Any) -> str:
@@ -129,21 +150,29 @@ def argument_text(name: str, value: Any) -> str:
     are; other objects only when their class defines `__repr__`, which must then identify
     the object: the default repr holds a memory address, which a later object can reuse.
     """
+    kind = f"{type(value).__module__}.{type(value).__qualname__}"
+    caching_id = getattr(type(value), "__caching_id__", None)
+    if caching_id is not None and not isinstance(value, type):
+        return f"{kind}#{caching_id(value)}"  # Flask-Caching's hook, preferred to repr
     try:
         return _serializer.canonical(value)
     except TypeError:
         if type(value).__repr__ is _DEFAULT_REPR:
-            kind = type(value).__qualname__
+            short = type(value).__qualname__
             raise TypeError(
-                f"cannot memoize on argument {name!r}: a {kind} has no __repr__ that "
-                f"identifies it; give {kind} one, or name {name!r} in args_to_ignore"
+                f"cannot memoize on argument {name!r}: a {short} has no __repr__ that "
+                f"identifies it (the default holds a memory address a later object can "
+                f"reuse); give {short} a method `def __caching_id__(self): return self.id` "
+                f"(or a __repr__) naming what identifies it, or name {name!r} in "
+                f"args_to_ignore"
             ) from None
-        return f"{type(value).__module__}.{type(value).__qualname__}:{value!r}"
+        return f"{kind}:{value!r}"
 
 
 def arguments_digest(
     signature: inspect.Signature, args: Sequence[Any], kwargs: Mapping[str, Any],
-    ignored: frozenset[str],
+    ignored: frozenset[str], hash_method: HashMethod | None = None,
+    source: str | None = None,
 ) -> str:
     """One digest for a call, whether its arguments were passed by position, name or default."""
     bound = signature.bind(*args, **kwargs)
@@ -160,17 +189,25 @@ def arguments_digest(
                                        for key, item in value.items())])
         else:
             parts.append([name, argument_text(name, value)])
-    return digest(parts)
+    if source is not None:
+        parts.append(["source", source])
+    return digest(parts, hash_method=hash_method)
 
 
-def memo_scopes(name: str, arguments: str | None = None) -> list[str]:
-    """Generation keys of a memoized function: all its entries, then one call's."""
+def memo_scopes(
+    name: str, arguments: str | None = None, instance: str | None = None
+) -> list[str]:
+    """Generation keys of a memoized function: all its entries, then one instance's (for a
+    method: the `self` it was called on), then one call's."""
     scopes = [f"memo:{name}:gen"]
+    if instance is not None:
+        scopes.append(f"memo:{name}:gen:self:{digest(instance)}")
     if arguments is not None:
         scopes.append(f"memo:{name}:gen:{arguments}")
     return scopes
 
 
-def memo_keys(name: str, arguments: str) -> EntryKeys:
-    """Keys for one call of a memoized function (`arguments` from `arguments_digest`)."""
-    return EntryKeys(f"memo:{name}:{arguments}", tuple(memo_scopes(name, arguments)))
+def memo_keys(name: str, arguments: str, instance: str | None = None) -> EntryKeys:
+    """Keys for one call of a memoized function (`arguments` from `arguments_digest`,
+    `instance` the text of the `self` of a method)."""
+    return EntryKeys(f"memo:{name}:{arguments}", tuple(memo_scopes(name, arguments, instance)))

@@ -31,6 +31,20 @@ _NOT_STORED = frozenset({
 })
 
 
+class CachedResponse(Response):
+    """Flask-Caching's `CachedResponse`: a cached view returns it to give this response its
+    own lifetime in the cache (`CachedResponse(response, timeout=30)`).
+
+    The lifetime is kept as `cache_timeout`: Quart's Response already has a `timeout` (how
+    long its body may take to send).
+    """
+
+    def __init__(self, response: Response, timeout: float | None) -> None:
+        # Adopt the response as it is (headers, status, body) rather than rebuild it.
+        self.__dict__ = response.__dict__
+        self.cache_timeout = timeout
+
+
 def refusal(response: ResponseTypes) -> str | None:
     """Why `response` must not be handed to another request, or None when it may be."""
     if not isinstance(response, Response) or not isinstance(response.response, DataBody):

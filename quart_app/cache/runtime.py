@@ -27,6 +27,10 @@ class CacheRuntime:
     client: CacheClient
     #: CACHE_HONOR_NO_CACHE: a request's `Cache-Control: no-cache` recomputes the entry.
     honor_no_cache: bool = False
+    #: CACHE_SOURCE_CHECK: the default of the decorators' `source_check`.
+    source_check: bool = False
+    #: CACHE_HASH_METHOD: the default of the decorators' `hash_method` (None: SHA-256).
+    hash_method: Callable[..., Any] | None = None
     flights: SingleFlight = field(default_factory=SingleFlight)
     stats: CacheStats = field(default_factory=CacheStats)
     lease: LeasePolicy = field(default_factory=LeasePolicy)
@@ -83,6 +87,30 @@ async def bypassed(
     if takes_arguments(unless):
         return bool(await call_user(unless, function, *args, **kwargs))
     return bool(await call_user(unless))
+
+
+async def update_forced(
+    callback: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> bool:
+    """Flask-Caching's `forced_update`: called with the call's arguments if it takes any."""
+    if takes_arguments(callback):
+        return bool(await call_user(callback, *args, **kwargs))
+    return bool(await call_user(callback))
+
+
+async def judged_stale(
+    is_stale: Callable[..., Any], value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> bool:
+    """Flask-Caching's `is_stale(cached_value)`, or `is_stale(cached_value, *args, **kwargs)`
+    when it takes more than one positional argument."""
+    try:
+        positional = sum(parameter.kind is not inspect.Parameter.KEYWORD_ONLY
+                         for parameter in inspect.signature(is_stale).parameters.values())
+    except (TypeError, ValueError):
+        positional = 1
+    if positional > 1:
+        return bool(await call_user(is_stale, value, *args, **kwargs))
+    return bool(await call_user(is_stale, value))
 
 
 async def call_user(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -18,14 +18,14 @@ from typing import Any
 from quart import Quart
 
 from ..blueprints.info import forget_all_cached_reads, forget_cached_reads
-from ..cache import Cache
 from ..db import InfoRow
 from ..dispatch import is_remote_delivery, receiver
+from ..extensions import cache
 from ..signals import info_bulk_inserted, info_deleted, info_inserted, info_updated
 
 
 def _done_elsewhere(sender: Quart) -> bool:
-    return is_remote_delivery() and Cache.client_for(sender).is_shared
+    return is_remote_delivery() and cache.client_for(sender).is_shared
 
 
 def connect(app: Quart) -> None:

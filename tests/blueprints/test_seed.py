@@ -10,6 +10,7 @@ from quart import Quart
 from quart.testing import QuartClient
 
 from quart_app import create_app
+from quart_app.extensions import cache
 
 
 async def test_get_before_index_is_a_clear_404(client: QuartClient) -> None:
@@ -92,4 +93,4 @@ async def test_unknown_method_is_a_json_405(client: QuartClient) -> None:
 
 
 async def test_app_fixture_is_serving(app: Quart) -> None:
-    assert app.extensions["cache"]["client"] is not None
+    assert cache.client_for(app) is not None

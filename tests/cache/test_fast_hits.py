@@ -11,6 +11,7 @@ from quart import Quart
 from quart.signals import request_started
 
 from quart_app import create_app
+from quart_app.extensions import cache
 
 # Headers that differ between two answers of one entry for reasons other than the path.
 PER_ANSWER = {"age", "x-request-id", "date", "cache-control"}
@@ -120,7 +121,7 @@ async def test_fast_hits_are_counted_as_visits_and_hits(apps: tuple[Quart, Quart
         await client.get("/api/info")
     visits = await (await client.get("/api/stats/visits")).get_json()
     assert visits["visits"]["/api/info"] == 3
-    stats = fast.extensions["cache"]["runtime"].stats.snapshot()
+    stats = cache.runtime_for(fast).stats.snapshot()
     name = next(view for view in stats if view.endswith("list_info"))
     assert stats[name]["hit"] == 2 and stats[name]["miss"] == 1
 
@@ -140,7 +141,6 @@ async def test_a_given_request_id_is_echoed_and_a_bad_one_replaced(
 
 async def test_views_that_need_the_request_go_through_quart(tmp_path: Path) -> None:
     app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'u.sqlite3'}"})
-    from quart_app.extensions import cache
 
     @app.get("/test/unless")
     @cache.cached(unless=lambda: False)

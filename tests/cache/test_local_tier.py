@@ -18,10 +18,11 @@ import redis.asyncio as redis
 from quart import Quart
 
 from quart_app import create_app
-from quart_app.cache import Cache, CacheClient
+from quart_app.cache import CacheClient
 from quart_app.cache.local_tier import LocalTier
 from quart_app.dispatch import is_remote_delivery, receiver
 from quart_app.errors import ConfigError
+from quart_app.extensions import cache
 from quart_app.signals import info_inserted
 
 from ..services import REDIS_URL, require_service
@@ -48,7 +49,7 @@ def tiered_app(tmp_path: Path, redis_url: str, prefix: str, channel: str, **extr
 
 
 def tier_of(app: Quart) -> LocalTier:
-    tier = Cache.client_for(app).local
+    tier = cache.client_for(app).local
     assert tier is not None
     return tier
 

@@ -37,7 +37,7 @@ async def add(a: int, b: int = 10) -> int:
     return a + b
 
 
-@cache.memoize(60)
+@cache.memoize(60, cache_none=True)
 async def value_of(name: str) -> Any:
     calls[name] += 1
     return values[name]

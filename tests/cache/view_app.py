@@ -139,7 +139,7 @@ def add_probe_views(app: Quart) -> None:
         return {"runs": counted("unless-args")}
 
     @app.get("/probe/filtered/<int:code>")
-    @cache.cached(timeout=60, response_filter=lambda response: response.status_code == 500)
+    @cache.cached(timeout=60, response_filter=lambda returned: returned[1] == 500)
     async def filtered(code: int) -> tuple[dict[str, int], int]:
         return {"runs": counted(f"filtered-{code}")}, code
 

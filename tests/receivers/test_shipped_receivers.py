@@ -12,6 +12,7 @@ from quart.testing import QuartClient
 
 from quart_app import create_app
 from quart_app.dispatch import connected_names
+from quart_app.extensions import cache
 from quart_app.receivers.signal_log import all_signals
 from quart_app.signals import info_inserted
 
@@ -42,7 +43,7 @@ async def test_visits_are_flushed_to_the_cache_periodically(app_config: dict[str
     async with app.test_app():
         await app.test_client().get("/")
         await asyncio.sleep(0.2)
-        assert await app.extensions["cache"]["client"].get("stats:visits:/") == 1
+        assert await cache.client_for(app).get("stats:visits:/") == 1
 
 
 async def test_visits_can_be_switched_off(app_config: dict[str, Any]) -> None:
@@ -209,13 +210,13 @@ async def test_notifications_in_flight_are_delivered_at_shutdown(
         client = app.test_client()
         for info_id in range(1, 21):
             await client.post("/api/info", json={"id": info_id, "name": "n", "money": 1})
-        cache_client = app.extensions["cache"]["client"]
+        cache_client = cache.client_for(app)
         assert (await cache_client.get("stats:notifications_sent", 0)) < 20
     # The cache is closed now; reopen the same backend to read the count it kept.
     if app_config["CACHE_TYPE"] == "RedisCache":
         reopened = create_app(app_config)
         async with reopened.test_app():
-            count = await reopened.extensions["cache"]["client"].get("stats:notifications_sent")
+            count = await cache.client_for(reopened).get("stats:notifications_sent")
         assert count == 20
 
 
