@@ -12,7 +12,6 @@ from quart_schema import QuartSchema
 
 from . import request_id
 from .blueprints.health import health
-from .blueprints.info import info_api
 from .blueprints.seed import seed
 from .blueprints.stats import stats
 from .bus import SignalBus
@@ -21,6 +20,7 @@ from .config import load_config
 from .db import Database
 from .extensions import cache
 from .http_errors import register_error_handlers
+from .info import connect_invalidation, info_api
 from .openapi import Provider
 from .receivers import connect_receivers
 from .sessions import CachedSignerSessionInterface
@@ -45,6 +45,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     app.register_blueprint(stats)
     if app.config["SEED_ROUTES"]:
         app.register_blueprint(seed)
+    # First: every later receiver of a change reads caches already made true.
+    connect_invalidation(app)
     connect_receivers(app)
     _add_signal_bus(app)
     _add_fast_hits(app)

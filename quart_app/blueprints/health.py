@@ -12,7 +12,7 @@ from typing import Any
 from quart import Blueprint, current_app
 
 from ..cache import CacheUnavailable
-from ..db import StoreUnavailable
+from ..db import StoreUnavailable, current_store
 from ..extensions import cache
 from ..http_errors import cache_error_message
 from ..openapi import RETRY_AFTER, Answer, answers
@@ -66,7 +66,7 @@ async def _cache_check() -> dict[str, Any]:
 
 
 async def _database_check() -> dict[str, Any]:
-    store = current_app.extensions["database"].store
+    store = current_store()
     check: dict[str, Any] = {"url": store.display_url} if current_app.debug else {}
     try:
         await store.ping()

@@ -11,11 +11,11 @@ from werkzeug.wrappers.response import Response as WerkzeugResponse
 
 from ..cache import MISSING
 from ..changes import insert_info
+from ..db import current_store
 from ..extensions import cache
 from ..openapi import LOCATION, Answer, answers, error, text
 from ..schemas import InfoIn, LoginForm
 from ..validation import validate_body, validate_query
-from .info import current_store
 
 seed = Blueprint("seed", __name__)
 

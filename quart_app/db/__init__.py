@@ -21,7 +21,7 @@ from .errors import (
     StoreRefused,
     StoreUnavailable,
 )
-from .extension import Database
+from .extension import Database, current_store
 from .models import InfoRow
 from .pool_settings import PoolSettings
 from .store import MAX_ID, MAX_PAGE_SIZE, MAX_ROW_ID, InfoStore
@@ -45,6 +45,7 @@ __all__ = [
     "StoreUnavailable",
     "check_database_url",
     "create_store",
+    "current_store",
 ]
 
 

@@ -10,6 +10,8 @@ from quart import Quart, current_app, has_app_context
 from .pool_settings import PoolSettings
 from .store import InfoStore
 
+EXTENSION_KEY = "database"
+
 
 class Database:
     """Opens the `InfoStore` that `DATABASE_URL` names while the app serves.
@@ -32,7 +34,7 @@ class Database:
     def init_app(self, app: Quart) -> None:
         """Check the app's database settings and hook the store into its serving lifecycle."""
         _read_settings(app.config)
-        app.extensions["database"] = self
+        app.extensions[EXTENSION_KEY] = self
         app.before_serving(self._before_serving)
         app.after_serving(self._after_serving)
 
@@ -60,6 +62,12 @@ class Database:
         store = self._stores.pop(_current_app_key(), None)
         if store is not None:
             await store.close()
+
+
+def current_store() -> InfoStore:
+    """The current app's store (the one accessor: no module looks up the extension by name)."""
+    database: Database = current_app.extensions[EXTENSION_KEY]
+    return database.store
 
 
 def _current_app_key() -> int:

@@ -1,8 +1,8 @@
 """The receivers quart_app ships, one module per concern, and the one place that connects them.
 
-Each is switched on or off by the `RECEIVERS` table of the settings (cache invalidation is
-not: without it cached reads would go stale). Custom signals run their receivers in the order
-connected here, so the cache is made true before anything else hears of an insert.
+Each is switched on or off by the `RECEIVERS` table of the settings. Cache invalidation is not
+one of them: it belongs to the info API (`quart_app.info.invalidation`), is never switched off,
+and is connected before these, so the cache is true before anything here hears of a change.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from . import (
     counters,
     error_log,
     flash_log,
-    invalidation,
     notify,
     render_log,
     signal_log,
@@ -33,7 +32,6 @@ SWITCHABLE = {
 
 
 def connect_receivers(app: Quart) -> None:
-    invalidation.connect(app)
     switches = app.config["RECEIVERS"]
     for name, connect in SWITCHABLE.items():
         if switches[name]:

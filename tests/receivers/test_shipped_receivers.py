@@ -229,7 +229,7 @@ def test_receiver_switches_are_validated() -> None:
     assert app.config["RECEIVERS"]["notify"] is True
     assert app.config["RECEIVERS"]["audit"] is False
     assert connected_names(info_inserted, app) == [
-        "quart_app.receivers.invalidation.connect.<locals>.invalidate",
+        "quart_app.info.invalidation.connect.<locals>.invalidate",
         "quart_app.receivers.counters.connect.<locals>.count_insert",
         "quart_app.receivers.notify.connect.<locals>.send_notification",
     ]

@@ -1,17 +1,16 @@
 """The info API: insert a row (or many), read one, list them newest first, update, delete.
 
 The reads are cached views (`cache.cached`); a change invalidates what it makes stale
-(`forget_cached_reads`, called by the invalidation receiver before the change is answered).
+(`quart_app.info.invalidation`, whose receivers run before the change is answered).
 Updates and deletes honour `If-Match` with the strong ETag a read of the row sends.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, cast
 
 from pydantic import ValidationError
-from quart import Blueprint, Quart, Response, current_app, request, url_for
+from quart import Blueprint, Response, current_app, request, url_for
 from werkzeug.exceptions import (
     NotFound,
     PreconditionFailed,
@@ -20,9 +19,8 @@ from werkzeug.exceptions import (
 from werkzeug.http import parse_etags, unquote_etag
 
 from ..cache.validators import strong_etag
-from ..cache.views import delete_cached
 from ..changes import delete_info, insert_info, insert_many_info, update_info
-from ..db import DuplicateId, InfoRow, InfoStore, NoSuchRow, RowChanged, StoreError
+from ..db import DuplicateId, InfoRow, NoSuchRow, RowChanged, StoreError, current_store
 from ..db.store import NewRow
 from ..extensions import cache
 from ..http_errors import error_response
@@ -61,11 +59,6 @@ READ_ROW = {"ReadRow": {"operationId": "get_read_info",
                         "parameters": {"info_id": "$response.body#/id"}}}
 NEXT_PAGE = {"NextPage": {"operationId": "get_list_info",
                           "parameters": {"cursor": "$response.body#/next_cursor"}}}
-
-
-def current_store() -> InfoStore:
-    store: InfoStore = current_app.extensions["database"].store
-    return store
 
 
 @info_api.post("")
@@ -224,35 +217,3 @@ async def _if_match_row(info_id: int) -> InfoRow | None:
 
 async def _row_with_etag(row: InfoRow) -> tuple[dict[str, Any], int, dict[str, str]]:
     return row.to_json(), 200, {"ETag": await row_etag(row)}
-
-
-async def forget_cached_reads(app: Quart, row_id: int) -> None:
-    """What a changed row makes stale: every page of the list, and the row's own URL (a 404
-    for a new row, the old row for an updated one, a 200 for a deleted one).
-
-    Invalidation by generation (`quart_app.cache.generations`): a page computed before the
-    insert committed and stored after this call is never served.
-    """
-    client = cache.client_for(app)
-    # Built from the URL map, not url_for: receivers also run outside requests (the bus).
-    row_path = app.url_map.bind("").build("info_api.read_info", {"info_id": row_id})
-    # Together: with the local tier each waits for every process to confirm its eviction.
-    # Both run to the end even if one fails, before the insert's response goes out.
-    outcomes = await asyncio.gather(delete_cached(client, list_info),
-                                    delete_cached(client, read_info, path=row_path),
-                                    return_exceptions=True)
-    for outcome in outcomes:
-        if isinstance(outcome, BaseException):
-            raise outcome
-
-
-async def forget_all_cached_reads(app: Quart) -> None:
-    """What a bulk load makes stale, in two invalidations however many rows it stored: every
-    page of the list and every row's URL (their cached 404s among them)."""
-    client = cache.client_for(app)
-    outcomes = await asyncio.gather(delete_cached(client, list_info),
-                                    delete_cached(client, read_info),
-                                    return_exceptions=True)
-    for outcome in outcomes:
-        if isinstance(outcome, BaseException):
-            raise outcome

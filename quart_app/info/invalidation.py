@@ -13,15 +13,17 @@ the change, and so were the local tiers in front of it.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from quart import Quart
 
-from ..blueprints.info import forget_all_cached_reads, forget_cached_reads
+from ..cache.views import delete_cached
 from ..db import InfoRow
 from ..dispatch import is_remote_delivery, receiver
 from ..extensions import cache
 from ..signals import info_bulk_inserted, info_deleted, info_inserted, info_updated
+from .routes import list_info, read_info
 
 
 def _done_elsewhere(sender: Quart) -> bool:
@@ -49,3 +51,35 @@ def connect(app: Quart) -> None:
     @receiver(info_bulk_inserted, app, dispatch_uid="invalidation.info_bulk_inserted")
     async def invalidate_bulk(sender: Quart, rows: list[InfoRow], **extra: Any) -> None:
         await forget_all_cached_reads(sender)
+
+
+async def forget_cached_reads(app: Quart, row_id: int) -> None:
+    """What a changed row makes stale: every page of the list, and the row's own URL (a 404
+    for a new row, the old row for an updated one, a 200 for a deleted one).
+
+    Invalidation by generation (`quart_app.cache.generations`): a page computed before the
+    insert committed and stored after this call is never served.
+    """
+    client = cache.client_for(app)
+    # Built from the URL map, not url_for: receivers also run outside requests (the bus).
+    row_path = app.url_map.bind("").build("info_api.read_info", {"info_id": row_id})
+    # Together: with the local tier each waits for every process to confirm its eviction.
+    # Both run to the end even if one fails, before the insert's response goes out.
+    outcomes = await asyncio.gather(delete_cached(client, list_info),
+                                    delete_cached(client, read_info, path=row_path),
+                                    return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
+async def forget_all_cached_reads(app: Quart) -> None:
+    """What a bulk load makes stale, in two invalidations however many rows it stored: every
+    page of the list and every row's URL (their cached 404s among them)."""
+    client = cache.client_for(app)
+    outcomes = await asyncio.gather(delete_cached(client, list_info),
+                                    delete_cached(client, read_info),
+                                    return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
