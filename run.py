@@ -29,6 +29,7 @@ from hypercorn.run import run
 from quart_app import create_app
 from quart_app.config import settings_file_path
 from quart_app.errors import ConfigError
+from quart_app.logs import ACCESS_LOG_FORMAT
 
 DEFAULT_APPLICATION = "quart_app:create_app()"
 DEFAULTS: dict[str, Any] = {
@@ -38,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "keep_alive_timeout": 5,
     "backlog": 2048,  # gunicorn's; hypercorn's 100 overflows when 1,000 clients connect at once
     "accesslog": None,
+    "access_log_format": ACCESS_LOG_FORMAT,  # hypercorn's, plus the request id
 }
 KNOWN_KEYS = {
     "bind", "workers", "graceful_timeout", "keep_alive_timeout", "accesslog", "errorlog",

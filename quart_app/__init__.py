@@ -20,6 +20,7 @@ from .config import load_config
 from .db import Database
 from .extensions import cache
 from .http_errors import register_error_handlers
+from .logs import configure_logging
 from .receivers import connect_receivers
 from .sessions import CachedSignerSessionInterface
 from .validation import register_validation_errors
@@ -29,7 +30,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     """Build the app: defaults, settings file, QUART_* environment, then `config` (later wins)."""
     app = Quart(__name__)
     load_config(app.config, config)
-    _configure_logging(app.config["LOG_LEVEL"])
+    configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
     _ensure_secret_key(app)
     request_id.init_app(app)
     app.session_interface = CachedSignerSessionInterface()
@@ -95,14 +96,3 @@ def _ensure_secret_key(app: Quart) -> None:
             "messages) do not survive a restart nor cross workers"
         )
 
-
-def _configure_logging(level: str) -> None:
-    logger = logging.getLogger("quart_app")
-    logger.setLevel(level)
-    # Our own handler only when nobody (pytest, the user's logging config) has set one up;
-    # on the root logger it would also print hypercorn's lines a second time.
-    if not logging.getLogger().handlers and not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("[%(asctime)s] [%(process)d] [%(levelname)s] "
-                                               "%(name)s: %(message)s"))
-        logger.addHandler(handler)
