@@ -11,6 +11,7 @@ from quart import Quart, Response
 from quart_schema import QuartSchema
 
 from . import request_id
+from .blueprints import docs
 from .blueprints.health import health
 from .blueprints.info import info_api
 from .blueprints.seed import seed
@@ -37,6 +38,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     cache.init_app(app)
     Database(app)
     _add_schema(app)
+    docs.init_app(app)
     register_error_handlers(app)
     register_validation_errors(app)
     app.register_blueprint(health)
