@@ -30,6 +30,7 @@ from quart_app import create_app
 from quart_app.config import settings_file_path
 from quart_app.errors import ConfigError
 from quart_app.logs import ACCESS_LOG_FORMAT
+from quart_app.metrics_multiprocess import prepare_directory, worker_exited
 
 DEFAULT_APPLICATION = "quart_app:create_app()"
 DEFAULTS: dict[str, Any] = {
@@ -141,6 +142,7 @@ def serve_workers(config: Config) -> int:
     sockets = config.create_sockets()
     for sock in (*sockets.secure_sockets, *sockets.insecure_sockets, *sockets.quic_sockets):
         sock.close()
+    prepare_directory()  # /metrics sums every worker's counts; set before they start
     context = get_context("spawn")
     shutdown = context.Event()
     # Workers ignore SIGINT (a terminal's Ctrl-C reaches the whole group): the parent alone
@@ -161,6 +163,7 @@ def serve_workers(config: Config) -> int:
         for finished in wait([worker.sentinel for worker in running]):
             worker = next(w for w in running if w.sentinel == finished)
             worker.join()
+            worker_exited(worker.pid)
             running.remove(worker)
             if worker.exitcode and not exit_code:
                 exit_code = worker.exitcode

@@ -10,10 +10,11 @@ from typing import Any
 from quart import Quart, Response
 from quart_schema import QuartSchema
 
-from . import request_id
+from . import instrumentation, request_id
 from .blueprints import docs
 from .blueprints.health import health
 from .blueprints.info import info_api
+from .blueprints.metrics import metrics
 from .blueprints.seed import seed
 from .blueprints.stats import stats
 from .bus import SignalBus
@@ -33,6 +34,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     load_config(app.config, config)
     configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
     _ensure_secret_key(app)
+    instrumentation.init_app(app)  # before request_id: it counts inside that middleware
     request_id.init_app(app)
     app.session_interface = CachedSignerSessionInterface()
     cache.init_app(app)
@@ -44,9 +46,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     app.register_blueprint(health)
     app.register_blueprint(info_api)
     app.register_blueprint(stats)
+    if app.config["METRICS"]:
+        app.register_blueprint(metrics)
     if app.config["SEED_ROUTES"]:
         app.register_blueprint(seed)
     connect_receivers(app)
+    instrumentation.count_inserts(app)
     _add_signal_bus(app)
     return app
 

@@ -30,6 +30,8 @@ DEFAULTS: dict[str, Any] = {
     "LOG_FORMAT": "text",
     "SECRET_KEY": None,
     "SEED_ROUTES": True,
+    # GET /metrics (Prometheus) and the counting behind it.
+    "METRICS": True,
     "MAX_CONTENT_LENGTH": 64 * 1024,
     # Flask-Caching's names, with Flask-Caching's meanings.
     "CACHE_TYPE": "SimpleCache",
@@ -242,6 +244,7 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "LOG_FORMAT": as_log_format,
     "SECRET_KEY": as_optional_text,
     "SEED_ROUTES": as_bool,
+    "METRICS": as_bool,
     "MAX_CONTENT_LENGTH": lambda key, value: as_int(key, value, minimum=1),
     "CACHE_TYPE": as_cache_type,
     "CACHE_DEFAULT_TIMEOUT": as_int,

@@ -30,6 +30,8 @@ from typing import Any
 from blinker import ANY, NamedSignal
 from quart import Quart
 
+from .metrics import count_receiver_error
+
 logger = logging.getLogger("quart_app.dispatch")
 
 Receiver = Callable[..., Any]
@@ -221,6 +223,7 @@ async def _run_guarded(
         await connection.call(sender, **kwargs)
     except Exception:
         logger.exception("receiver %s failed on %s", connection.name, signal_name)
+        count_receiver_error(signal_name, connection.name)
 
 
 async def _run_in_background(
