@@ -20,7 +20,7 @@ from pythonjsonlogger.json import JsonFormatter
 
 from .request_id import current_trace
 
-TEXT_FORMAT = ("[%(asctime)s] [%(process)d] [%(levelname)s] [%(request_id)s] "
+TEXT_FORMAT = ("[%(asctime)s] [%(request_id)s] [%(process)d] [%(levelname)s] "
                "%(name)s: %(message)s")
 JSON_FIELDS = ("levelname", "name", "message", "request_id", "route")
 JSON_RENAMED = {"levelname": "level", "name": "logger", "exc_info": "exception"}
