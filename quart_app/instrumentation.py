@@ -2,8 +2,9 @@
 
 - HTTP: one ASGI middleware around the app times every request and counts it by method,
   URL rule and status, including those that end in an error page.
-- The cache's per-view counts and the database pool's figures are already kept by
-  `CacheStats` and `InfoStore.stats()`; a task per worker copies them into the metric
+- The cache's per-view counts, the database pool's figures and the signal bus's (local
+  tier included) are already kept by `CacheStats`, `InfoStore.stats()` and
+  `SignalBus.stats()`; a task per worker copies them into the metric
   families every `SAMPLE_INTERVAL` seconds (and when the app stops, and before this
   worker answers a scrape), so counting them costs the hot path nothing. Another worker's
   figures can thus be up to `SAMPLE_INTERVAL` old in a scrape.
@@ -96,7 +97,7 @@ class Sampler:
 
     def __init__(self, app: Quart) -> None:
         self.app = app
-        self._counted: dict[tuple[str, str], int] = {}
+        self._counted: dict[tuple[str, ...], int] = {}
         self._task: asyncio.Task[None] | None = None
 
     def sample(self) -> None:
@@ -104,15 +105,36 @@ class Sampler:
         with contextlib.suppress(RuntimeError):  # the cache is not open (yet, or any more)
             for view, counts in cache.view_stats().items():
                 for outcome, count in counts.items():
-                    before = self._counted.get((view, outcome), 0)
-                    if count > before:
-                        metrics.CACHE_REQUESTS.labels(view, outcome).inc(count - before)
-                        self._counted[view, outcome] = count
+                    self._count_up(metrics.CACHE_REQUESTS.labels(view, outcome),
+                                   ("cache", view, outcome), count)
         with contextlib.suppress(RuntimeError):  # the database is not open
             figures = current_app.extensions["database"].store.stats()
             for state in metrics.POOL_STATES:
                 metrics.DB_POOL_CONNECTIONS.labels(state).set(figures.get(state, 0))
             metrics.DB_POOL_WAITING.set(figures.get("waiting", 0))
+            self._count_up(metrics.DB_POOL_TIMEOUTS, ("pool", "timeouts"),
+                           int(figures.get("timeouts", 0)))
+        bus = current_app.extensions.get("signal_bus")
+        if bus is not None:
+            self._sample_bus(bus.stats())
+
+    def _sample_bus(self, figures: dict[str, Any]) -> None:
+        metrics.SIGNAL_BUS_CONNECTED.set(1 if figures["connected"] else 0)
+        for event in metrics.BUS_EVENTS:
+            self._count_up(metrics.SIGNAL_BUS_MESSAGES.labels(event), ("bus", event),
+                           figures[event])
+        tier = figures.get("local_tier")
+        if tier is not None:
+            for event in metrics.LOCAL_TIER_COUNTS:
+                self._count_up(metrics.LOCAL_TIER_EVENTS.labels(event), ("tier", event),
+                               tier[event])
+
+    def _count_up(self, counter: Counter, key: tuple[str, ...], total: int) -> None:
+        """Add to `counter` what `total`, a running count kept elsewhere, gained since."""
+        before = self._counted.get(key, 0)
+        if total > before:
+            counter.inc(total - before)
+            self._counted[key] = total
 
     async def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())

@@ -34,6 +34,23 @@ DB_POOL_WAITING = Gauge(
     "quart_app_db_pool_waiting", "Requests waiting for a database connection",
     multiprocess_mode="livesum",
 )
+DB_POOL_TIMEOUTS = Counter(
+    "quart_app_db_pool_timeouts", "Checkouts that waited past acquire_timeout (answered 503)",
+)
+SIGNAL_BUS_CONNECTED = Gauge(
+    "quart_app_signal_bus_connected", "Workers subscribed to the signal bus",
+    multiprocess_mode="livesum",
+)
+SIGNAL_BUS_MESSAGES = Counter(
+    "quart_app_signal_bus_messages",
+    "Signal bus messages: published, delivered (from other processes), dropped (malformed "
+    "or over the queue limit)", ["event"],
+)
+LOCAL_TIER_EVENTS = Counter(
+    "quart_app_cache_local_tier_events",
+    "The local tier (CACHE_LOCAL): hits, misses, evictions received, announced and "
+    "unconfirmed", ["event"],
+)
 SIGNAL_RECEIVER_ERRORS = Counter(
     "quart_app_signal_receiver_errors", "Receivers that raised, by signal and receiver",
     ["signal", "receiver"],
@@ -42,6 +59,10 @@ INFO_INSERTS = Counter("quart_app_info_inserts", "Rows inserted into info (commi
 
 #: The pool states exported, as named by `InfoStore.stats()`.
 POOL_STATES = ("idle", "in_use", "opening")
+#: The signal bus's and the local tier's counts exported, as named by `SignalBus.stats()`.
+BUS_EVENTS = ("published", "delivered", "dropped")
+LOCAL_TIER_COUNTS = ("hits", "misses", "evictions_received", "evictions_announced",
+                     "evictions_unconfirmed")
 
 
 def count_receiver_error(signal: str, receiver: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from quart_app.metrics_multiprocess import ENV_VAR, prepare_directory
 from quart_app.signals import info_inserted
 
 from .server_process import ServerProcess
+from .support import wait_until
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -109,6 +111,23 @@ async def test_metrics_false_serves_no_metrics_and_counts_nothing(
     assert value(after, "quart_app_http_requests_total", **labels) == value(
         before, "quart_app_http_requests_total", **labels)
     assert "quart_app_http_requests_total" not in await quiet_scrape.get_data(as_text=True)
+
+
+async def test_the_signal_bus_is_exported(tmp_path: Path, redis_url: str) -> None:
+    app = create_app({
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'bus.sqlite3'}",
+        "SIGNALS_BUS_URL": redis_url, "SIGNALS_BUS_CHANNEL": f"test-metrics-{uuid.uuid4().hex}",
+    })
+    async with app.test_app():
+        await wait_until(lambda: app.extensions["signal_bus"].connected)
+        client = app.test_client()
+        before = await scrape(client)
+        assert (await client.post("/api/info", json={"name": "b", "money": "1"})).status_code == 201
+        after = await scrape(client)
+    assert value(after, "quart_app_signal_bus_connected") == 1
+    published = "quart_app_signal_bus_messages_total"
+    assert value(after, published, event="published") - value(
+        before, published, event="published") == 1
 
 
 def test_prepare_directory_empties_the_named_directory(
