@@ -153,7 +153,7 @@ class Sampler:
                 async with self.app.app_context():
                     self.sample()
             except Exception:
-                logger.exception("metrics: sampling the cache and pool figures failed")
+                logger.exception("metrics: sampling the cache, pool and bus figures failed")
 
 
 def sampler_for(app: Quart) -> Sampler | None:
