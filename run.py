@@ -29,6 +29,8 @@ from hypercorn.run import run
 from quart_app import create_app, granian_server
 from quart_app.config import settings_file_path
 from quart_app.errors import ConfigError
+from quart_app.logs import ACCESS_LOG_FORMAT
+from quart_app.metrics_multiprocess import prepare_directory, worker_exited
 
 DEFAULT_APPLICATION = "quart_app:create_app()"
 DEFAULTS: dict[str, Any] = {
@@ -39,6 +41,7 @@ DEFAULTS: dict[str, Any] = {
     "backlog": 2048,  # gunicorn's; hypercorn's 100 overflows when 1,000 clients connect at once
     "accesslog": None,
     "server": "hypercorn",
+    "access_log_format": ACCESS_LOG_FORMAT,  # hypercorn's, plus the request id
 }
 KNOWN_KEYS = {
     "bind", "workers", "graceful_timeout", "keep_alive_timeout", "accesslog", "errorlog",
@@ -131,6 +134,7 @@ def main(argv: list[str]) -> int:
     try:
         if settings["server"] == "granian":
             check_bind(config)
+            prepare_directory()  # /metrics sums every granian worker's counts too
             return granian_server.serve(settings, args.app)
         return run(config) if config.workers == 0 else serve_workers(config)
     except OSError as error:
@@ -167,6 +171,7 @@ def serve_workers(config: Config) -> int:
     # has opened its resources, and then never exits. A bound socket that does not listen
     # takes no connections, so closing these at once is all the check costs.
     check_bind(config)
+    prepare_directory()  # /metrics sums every worker's counts; set before they start
     context = get_context("spawn")
     shutdown = context.Event()
     # Workers ignore SIGINT (a terminal's Ctrl-C reaches the whole group): the parent alone
@@ -187,6 +192,7 @@ def serve_workers(config: Config) -> int:
         for finished in wait([worker.sentinel for worker in running]):
             worker = next(w for w in running if w.sentinel == finished)
             worker.join()
+            worker_exited(worker.pid)
             running.remove(worker)
             if worker.exitcode and not exit_code:
                 exit_code = worker.exitcode

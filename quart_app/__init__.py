@@ -10,8 +10,10 @@ from typing import Any
 from quart import Quart, Response
 from quart_schema import QuartSchema
 
-from . import request_id
+from . import instrumentation, request_id
+from .blueprints import docs
 from .blueprints.health import health
+from .blueprints.metrics import metrics
 from .blueprints.seed import seed
 from .blueprints.stats import stats
 from .bus import SignalBus
@@ -21,8 +23,10 @@ from .db import Database
 from .extensions import cache
 from .http_errors import register_error_handlers
 from .info import connect_invalidation, info_api
+from .logs import configure_logging
 from .openapi import Provider
 from .receivers import connect_receivers
+from .receivers.visits import count_visit
 from .sessions import CachedSignerSessionInterface
 from .validation import register_validation_errors
 
@@ -31,25 +35,32 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     """Build the app: defaults, settings file, QUART_* environment, then `config` (later wins)."""
     app = Quart(__name__)
     load_config(app.config, config)
-    _configure_logging(app.config["LOG_LEVEL"])
+    configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
     _ensure_secret_key(app)
+    # ASGI middlewares, innermost first: fast hits answer inside the metrics (so they are
+    # counted) and inside the request id (so they carry one, as their log lines do).
+    _add_fast_hits(app)
+    instrumentation.init_app(app)  # before request_id: it counts inside that middleware
     request_id.init_app(app)
     app.session_interface = CachedSignerSessionInterface()
     cache.init_app(app)
     Database(app)
     _add_schema(app)
+    docs.init_app(app)
     register_error_handlers(app)
     register_validation_errors(app)
     app.register_blueprint(health)
     app.register_blueprint(info_api)
     app.register_blueprint(stats)
+    if app.config["METRICS"]:
+        app.register_blueprint(metrics)
     if app.config["SEED_ROUTES"]:
         app.register_blueprint(seed)
     # First: every later receiver of a change reads caches already made true.
     connect_invalidation(app)
     connect_receivers(app)
+    instrumentation.count_inserts(app)
     _add_signal_bus(app)
-    _add_fast_hits(app)
     return app
 
 
@@ -57,11 +68,15 @@ def _add_fast_hits(app: Quart) -> None:
     """Current hits of cached views answered before Quart (`quart_app.cache.fast_hits`)."""
     if not app.config["CACHE_FAST_HITS"]:
         return
-    visits = app.extensions.get("visits")  # a fast hit is a visit too
+
+    def note_hit(rule: str) -> None:
+        trace = request_id.current_trace()
+        if trace is not None:
+            trace.route = rule  # as Quart's routing would have noted it, for logs and metrics
+        count_visit(app, rule)  # a fast hit is a visit too
+
     app.asgi_app = FastHits(  # type: ignore[method-assign]
-        app, app.asgi_app, request_id=request_id.request_id_from,
-        on_hit=visits.count if visits is not None else None,
-    )
+        app, app.asgi_app, request_id=request_id.current_request_id, on_hit=note_hit)
 
 
 def _add_signal_bus(app: Quart) -> None:
@@ -111,14 +126,3 @@ def _ensure_secret_key(app: Quart) -> None:
             "messages) do not survive a restart nor cross workers"
         )
 
-
-def _configure_logging(level: str) -> None:
-    logger = logging.getLogger("quart_app")
-    logger.setLevel(level)
-    # Our own handler only when nobody (pytest, the user's logging config) has set one up;
-    # on the root logger it would also print hypercorn's lines a second time.
-    if not logging.getLogger().handlers and not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("[%(asctime)s] [%(process)d] [%(levelname)s] "
-                                               "%(name)s: %(message)s"))
-        logger.addHandler(handler)

@@ -27,8 +27,12 @@ REPO_SETTINGS_FILE = Path(__file__).resolve().parent.parent / "settings.toml"
 DEFAULTS: dict[str, Any] = {
     "DEBUG": False,
     "LOG_LEVEL": "INFO",
+    # "text", or "json": one JSON object per line, for log shippers (see logs.py).
+    "LOG_FORMAT": "text",
     "SECRET_KEY": None,
     "SEED_ROUTES": True,
+    # GET /metrics (Prometheus) and the counting behind it.
+    "METRICS": True,
     "MAX_CONTENT_LENGTH": 64 * 1024,
     # Most rows one POST /api/info/bulk may carry (the body is bounded by MAX_CONTENT_LENGTH).
     "BULK_MAX_ROWS": 1000,
@@ -295,6 +299,13 @@ def as_log_level(key: str, value: Any) -> str:
     return value.upper()
 
 
+def as_log_format(key: str, value: Any) -> str:
+    formats = ("text", "json")
+    if not isinstance(value, str) or value.lower() not in formats:
+        raise ConfigError(key, value, " or ".join(repr(name) for name in formats))
+    return value.lower()
+
+
 def as_optional_text(key: str, value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
@@ -304,8 +315,10 @@ def as_optional_text(key: str, value: Any) -> str | None:
 _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "DEBUG": as_bool,
     "LOG_LEVEL": as_log_level,
+    "LOG_FORMAT": as_log_format,
     "SECRET_KEY": as_optional_text,
     "SEED_ROUTES": as_bool,
+    "METRICS": as_bool,
     "MAX_CONTENT_LENGTH": lambda key, value: as_int(key, value, minimum=1),
     "BULK_MAX_ROWS": lambda key, value: as_int(key, value, minimum=1),
     "CACHE_TYPE": as_cache_type,

@@ -41,6 +41,8 @@ from blinker import ANY, NamedSignal, Namespace
 from quart import Quart, current_app, has_app_context
 from quart.utils import run_sync
 
+from .metrics import count_receiver_error
+
 logger = logging.getLogger("quart_app.dispatch")
 
 Receiver = Callable[..., Any]
@@ -372,6 +374,7 @@ async def _run_guarded(
         await connection.call(sender, **kwargs)
     except Exception:
         logger.exception("receiver %s failed on %s", connection.name, signal_name)
+        count_receiver_error(signal_name, connection.name)
 
 
 async def _run_in_background(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -54,3 +56,10 @@ async def seconds_left(cache: Cache, key: str) -> float | None:
     assert isinstance(backend, BoundedMemoryBackend)
     _, expires_at = backend._entries[full_key]
     return None if expires_at == float("inf") else expires_at - time.monotonic()
+
+
+async def wait_until(condition: Callable[[], object], timeout: float = 5.0) -> None:
+    """Poll `condition` until it holds; fail after `timeout` seconds."""
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110  (the state lives in another component)
+            await asyncio.sleep(0.01)

@@ -59,8 +59,8 @@ logger = logging.getLogger("quart_app.cache")
 ASGIApp = Callable[[Scope, ASGIReceiveCallable, ASGISendCallable], Any]
 #: Given the URL rule of a hit, e.g. to count a visit.
 HitListener = Callable[[str], None]
-#: A request's id (from its `X-Request-ID`, or made), as the app's request ids are made.
-RequestIdMaker = Callable[[str], str]
+#: The current request's id (set by the request-id middleware around this one), if any.
+RequestIdOf = Callable[[], str | None]
 
 _METHODS = frozenset({"GET", "HEAD"})
 # Paths whose route was matched, and what it is: most requests repeat a few paths, and a
@@ -84,7 +84,7 @@ class FastHits:
     """ASGI middleware: `app.asgi_app = FastHits(app, app.asgi_app, ...)`."""
 
     def __init__(
-        self, app: Quart, inner: ASGIApp, request_id: RequestIdMaker,
+        self, app: Quart, inner: ASGIApp, request_id: RequestIdOf,
         on_hit: HitListener | None = None,
     ) -> None:
         self.app = app
@@ -200,7 +200,9 @@ class FastHits:
                        if name.lower() in NOT_MODIFIED_KEEPS]
         else:
             headers.append(("Content-Length", str(len(body))))
-        headers.append(("X-Request-ID", self.request_id(request_headers.get("X-Request-ID", ""))))
+        request_id = self.request_id()
+        if request_id is not None:
+            headers.append(("X-Request-ID", request_id))
         encoded = [(name.lower().encode("latin1"), text.encode("latin1"))
                    for name, text in headers]
         return status, encoded, b"" if head else body

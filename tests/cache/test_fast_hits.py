@@ -157,3 +157,24 @@ async def test_views_that_need_the_request_go_through_quart(tmp_path: Path) -> N
             seen.close()
     assert "hit" in hit.headers["Cache-Status"]
     assert seen.count == 1  # served from the cache, but by the decorator inside Quart
+
+
+async def list_requests_counted(client: Any) -> float:
+    """`quart_app_http_requests_total` for GET /api/info 200 (the registry is per process)."""
+    text = await (await client.get("/metrics")).get_data(as_text=True)
+    for line in text.splitlines():
+        if (line.startswith("quart_app_http_requests_total{") and 'route="/api/info"' in line
+                and 'method="GET"' in line and 'status="200"' in line):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_fast_hits_are_counted_in_metrics_under_their_route(
+    apps: tuple[Quart, Quart]
+) -> None:
+    fast, _ = apps
+    client = fast.test_client()
+    before = await list_requests_counted(client)
+    for _ in range(3):
+        await client.get("/api/info")  # a miss, then two fast hits
+    assert await list_requests_counted(client) == before + 3

@@ -232,6 +232,7 @@ def test_receiver_switches_are_validated() -> None:
         "quart_app.info.invalidation.connect.<locals>.invalidate",
         "quart_app.receivers.counters.connect.<locals>.count_insert",
         "quart_app.receivers.notify.connect.<locals>.send_notification",
+        "quart_app.instrumentation.count_inserts.<locals>.count_insert",  # METRICS
     ]
 
 
