@@ -18,9 +18,9 @@ import redis.asyncio as redis
 from quart import Quart
 
 from quart_app import create_app
-from quart_app.cache import Cache
 from quart_app.cache.local_tier import LocalTier
 from quart_app.dispatch import receiver
+from quart_app.extensions import cache
 from quart_app.signals import info_deleted, info_updated
 
 ROWS = [{"id": 1, "name": "one", "money": "1.00"}, {"id": 2, "name": "two", "money": "2.00"}]
@@ -82,7 +82,7 @@ async def two_apps(
     async with first.test_app(), second.test_app():
         await wait_until(lambda: first.extensions["signal_bus"].connected
                          and second.extensions["signal_bus"].connected)
-        tiers = [Cache.client_for(app).local for app in (first, second)]
+        tiers = [cache.client_for(app).local for app in (first, second)]
         await wait_until(lambda: all(tier is None or tier.serving for tier in tiers))
         for row in ROWS:
             await write(first, "post", "/api/info", row)
@@ -90,7 +90,7 @@ async def two_apps(
 
 
 def tier_of(app: Quart) -> LocalTier | None:
-    return Cache.client_for(app).local
+    return cache.client_for(app).local
 
 
 async def cached_reads(app: Quart) -> None:
