@@ -32,6 +32,11 @@ REDIS_OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
 )
 
+#: One immediate retry replaces a pooled connection that a Redis restart closed. Only on a
+#: connection error: a timeout means the server is stalled, and sending the command again
+#: would double the time an outage takes to be noticed (and a request waits).
+RETRY_ON_A_FRESH_CONNECTION = Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
+
 # aiocache wraps every call in asyncio.wait_for unless its timeout is 0; the memory backend
 # never waits and Redis has socket timeouts of its own, so the wrapper would only cost time.
 NO_CALL_TIMEOUT = 0
@@ -231,9 +236,7 @@ class PrefixedRedisBackend(RedisCache):  # type: ignore[misc]
             timeout=socket_timeout,
             socket_connect_timeout=socket_timeout,
             socket_timeout=socket_timeout,
-            # One immediate retry replaces a connection a Redis restart closed; more would
-            # only stretch the time an outage takes to be noticed.
-            retry=Retry(NoBackoff(), 1),
+            retry=RETRY_ON_A_FRESH_CONNECTION,
             decode_responses=False,
         )
         self.client = redis.Redis(connection_pool=pool)

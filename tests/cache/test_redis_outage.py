@@ -7,6 +7,7 @@ import dataclasses
 import logging
 
 import pytest
+import redis.asyncio as redis
 
 from quart_app.cache import MISSING, CacheClient, CacheSettings, CacheUnavailable
 
@@ -163,5 +164,36 @@ async def test_many_requests_after_the_outage_clear_the_prefix_once(
         assert all(page is MISSING for page in pages)
         cleared = [line for line in outage_logs(caplog) if line.startswith("cache cleared")]
         assert len(cleared) == 1
+    finally:
+        await client.close()
+
+
+async def connections_received(url: str) -> int:
+    probe = redis.Redis.from_url(url)
+    try:
+        stats = await probe.info("stats")
+        return int(stats["total_connections_received"])
+    finally:
+        await probe.aclose()
+
+
+async def test_a_stalled_redis_is_tried_once_not_retried(
+    throwaway_redis: ThrowawayRedis,
+) -> None:
+    # A timeout means a stalled server: sending the command again on a fresh connection
+    # only doubles the time a request waits before it falls back.
+    client = client_for(throwaway_redis.url, redis_timeout=0.3)
+    try:
+        await client.set("k", "v")  # one pooled connection
+        before = await connections_received(throwaway_redis.url)
+        throwaway_redis.stall()
+        try:
+            assert await client.get("k", MISSING) is MISSING
+        finally:
+            throwaway_redis.unstall()
+        assert client.is_down
+        # The stalled server accepted (in its backlog) only connections that were opened:
+        # the probe's own, and none for a retry of the GET.
+        assert await connections_received(throwaway_redis.url) == before + 1
     finally:
         await client.close()
