@@ -20,6 +20,7 @@ from . import memoize as memoizing
 from . import views
 from .client import CacheClient, CacheSettings, CacheUnavailable
 from .runtime import CacheRuntime
+from .write_guard import guard_writes
 
 P = ParamSpec("P")
 
@@ -37,6 +38,9 @@ class Cache:
         settings = CacheSettings.from_config(app.config)
         holder: dict[str, Any] = {}
         app.extensions[EXTENSION_KEY] = holder
+        if settings.cache_type == "RedisCache":
+            # Only a shared cache can drop an invalidation another process depends on.
+            guard_writes(app, settings.retry_interval)
 
         @app.before_serving
         async def open_cache() -> None:

@@ -211,3 +211,36 @@ async def test_an_invalidation_in_one_process_is_seen_by_the_other(
         await cache.delete_cached(first.view_functions["plain"])
     response = await second.test_client().get("/probe/plain")
     assert response.headers["Cache-Status"] == "quart_app; fwd=stale; stored"
+
+
+async def test_an_insert_whose_invalidation_redis_did_not_take_is_not_acknowledged(
+    throwaway_redis: ThrowawayRedis, tmp_path: Path
+) -> None:
+    # Two workers on one Redis: the writer's deletion times out (Redis stalled), so the
+    # reader may serve the old list until the writer can delete again. The writer must not
+    # answer 201 as if every reader would see the row.
+    config = outage_config(throwaway_redis, tmp_path, CACHE_REDIS_TIMEOUT=0.3)
+    writer, reader = create_view_app(config), create_view_app(config)
+    async with writer.test_app(), reader.test_app():
+        assert (await (await reader.test_client().get("/api/info")).get_json())["items"] == []
+        throwaway_redis.stall()
+        try:
+            created = await writer.test_client().post(
+                "/api/info", json={"id": 1, "name": "stalled", "money": "1"})
+        finally:
+            throwaway_redis.unstall()
+        assert created.status_code == 503
+        body = await created.get_json()
+        assert body["error"] == "cache_unavailable" and body["stored"] is True
+        assert int(created.headers["Retry-After"]) >= 1
+        assert created.headers["Location"].endswith("/api/info/1")
+        # Once Redis answers, the writer makes the deletion: the reader sees the row.
+        async with asyncio.timeout(10):
+            while True:
+                page = await (await reader.test_client().get("/api/info")).get_json()
+                if [row["id"] for row in page["items"]] == [1]:
+                    break
+                await asyncio.sleep(0.05)
+        again = await writer.test_client().post(
+            "/api/info", json={"id": 2, "name": "answered", "money": "1"})
+        assert again.status_code == 201

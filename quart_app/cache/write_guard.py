@@ -1,0 +1,56 @@
+"""An acknowledged write is invalidated where readers look, or it is not acknowledged.
+
+A write request (an insert) invalidates the cache before it answers. When Redis does not take
+that deletion even after `CacheClient` retried it, other workers reading Redis may serve the
+old entries until the deletion is made again (as soon as Redis answers). So the request must
+not be answered as a plain success: its 2xx becomes a 503 with `Retry-After` that says the
+write *is* stored and reads may be stale until then. The client learns the truth either way.
+
+The record lives in a context variable holding a mutable list, set when a request starts:
+receivers run in copies of the request's context (tasks), and a copy shares the same list.
+"""
+
+from __future__ import annotations
+
+import math
+from contextvars import ContextVar
+
+from quart import Quart, Response, jsonify, request
+
+_undelivered: ContextVar[list[str] | None] = ContextVar("quart_app_cache_undelivered",
+                                                        default=None)
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def note_undelivered(key: str) -> None:
+    """A deletion of `key` (full key) did not reach Redis; the current request wrote."""
+    record = _undelivered.get()
+    if record is not None:
+        record.append(key)
+
+
+def guard_writes(app: Quart, retry_after: float) -> None:
+    """Turn a write's 2xx into a 503 when one of its invalidations did not reach Redis."""
+
+    @app.before_request
+    async def track_invalidations() -> None:
+        if request.method not in _SAFE_METHODS:
+            _undelivered.set([])
+
+    @app.after_request
+    async def refuse_unconfirmed_write(response: Response) -> Response:
+        record = _undelivered.get()
+        if (not record or request.method in _SAFE_METHODS
+                or not 200 <= response.status_code < 300):
+            return response
+        refused = jsonify({
+            "error": "cache_unavailable", "stored": True,
+            "message": "the write is stored, but the cache could not be invalidated: other "
+                       "workers may serve the previous data until the cache answers again "
+                       "(then it is invalidated); do not repeat the write",
+        })
+        refused.status_code = 503
+        refused.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+        if "Location" in response.headers:
+            refused.headers["Location"] = response.headers["Location"]
+        return refused
