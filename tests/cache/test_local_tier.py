@@ -400,3 +400,25 @@ async def test_a_remote_insert_is_not_invalidated_again_where_redis_is_shared(
     await asyncio.sleep(0.1)  # room for the remote receivers to finish
     # The origin already invalidated the shared Redis and every local copy.
     assert second.extensions["signal_bus"].evictions_announced == 0
+
+
+async def test_an_insert_on_a_stalled_redis_is_answered_before_the_stall_ends(
+    tmp_path: Path, throwaway_redis: ThrowawayRedis, prefix: str, channel: str,
+) -> None:
+    # SIGSTOP: connections are accepted, nothing is answered. The insert's deletes, its
+    # eviction and its bus message each give up after their own timeout (0.3 s here), so
+    # the insert answers (503: its invalidation is not confirmed) while Redis is stalled.
+    app = tiered_app(tmp_path, throwaway_redis.url, prefix, channel,
+                     CACHE_REDIS_TIMEOUT=0.3, CACHE_LOCAL_ACK_TIMEOUT=0.3)
+    async with app.test_app():
+        await wait_until(lambda: tier_of(app).serving)
+        assert await listed_ids(app) == []
+        throwaway_redis.stall()
+        try:
+            # The bound: well under the 5 s the bus's socket timeout allowed before.
+            created = await asyncio.wait_for(app.test_client().post(
+                "/api/info", json={"id": 1, "name": "s", "money": "1"}), timeout=4)
+        finally:
+            throwaway_redis.unstall()
+        assert created.status_code == 503
+        assert (await created.get_json())["stored"] is True
