@@ -21,6 +21,7 @@ from quart import current_app
 
 from .client import CacheClient
 from .generations import (
+    Contended,
     Tokens,
     computation_key,
     establish,
@@ -139,6 +140,9 @@ class _MemoizedCall(DecoratedCall):
                 self.record("hit")
                 return value
             tokens = await establish(self.client, keys.scopes, seen, self.lifetime)
+        except Contended:
+            self.record("stale")  # invalidated while it was being read: not stored
+            return await self._call()
         except Exception:
             logger.exception("cache failed for %s; calling it uncached", self.settings.name)
             tokens = None

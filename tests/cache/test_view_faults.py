@@ -263,3 +263,34 @@ async def test_forgetting_what_an_outage_left_stale_keeps_the_counters(
         assert (await (await client.get("/api/stats")).get_json())["info_inserts"] == 1
         after = (await (await client.get("/api/stats/visits")).get_json())["visits"]
         assert after["/api/info"] >= visits["/api/info"]
+
+
+@pytest.mark.parametrize("cache_config", ["redis"], indirect=True)
+async def test_reads_racing_inserts_on_a_healthy_redis_are_never_cache_errors(
+    app_config: dict[str, Any],
+) -> None:
+    # An invalidation landing between a read's lookup and its store is a race, not a fault:
+    # the read is answered fresh (fwd=stale or not stored), never as cache-unavailable.
+    first, second = create_view_app(app_config), create_view_app(app_config)
+    statuses: list[str] = []
+    async with first.test_app(), second.test_app():
+        readers = (first.test_client(), second.test_client())
+
+        async def read(path: str, reader: QuartClient) -> None:
+            response = await reader.get(path)
+            assert response.status_code in (200, 404)
+            statuses.append(response.headers["Cache-Status"])
+
+        for info_id in range(1, 31):
+            writer = readers[info_id % 2]
+            await asyncio.gather(
+                writer.post("/api/info", json={"id": info_id, "name": "r", "money": "1"}),
+                *(read(path, reader) for reader in readers for path in
+                  ("/api/info", f"/api/info/{info_id}", f"/api/info/{info_id + 1}")
+                  for _ in range(4)),
+            )
+        errors = sum(count["error"] for app in (first, second)
+                     for count in cache.runtime_for(app).stats.snapshot().values())
+    assert len(statuses) == 30 * 24
+    assert [status for status in statuses if "cache-unavailable" in status] == []
+    assert errors == 0
