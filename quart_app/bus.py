@@ -46,6 +46,8 @@ from typing import Any
 import redis.asyncio as redis
 from blinker import NamedSignal
 from quart import Quart
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from .cache import Cache, CacheClient
 from .cache.backends import RETRY_ON_A_FRESH_CONNECTION
@@ -233,7 +235,10 @@ class SignalBus:
             retry=RETRY_ON_A_FRESH_CONNECTION, **settings,
         )
         self._client = redis.Redis(connection_pool=pool)
-        self._subscriber_client = redis.Redis.from_url(self.url, **settings)
+        # No retry here: redis-py would re-make a dead subscription silently, and the
+        # messages of the gap would be lost without this process knowing to distrust.
+        self._subscriber_client = redis.Redis.from_url(self.url, retry=Retry(NoBackoff(), 0),
+                                                       **settings)
         loop = asyncio.get_running_loop()
         subscriber = loop.create_task(self._subscribe_forever())
         deliverer = loop.create_task(self._deliver_in_order())

@@ -422,3 +422,28 @@ async def test_an_insert_on_a_stalled_redis_is_answered_before_the_stall_ends(
             throwaway_redis.unstall()
         assert created.status_code == 503
         assert (await created.get_json())["stored"] is True
+
+
+async def test_after_a_redis_restart_evictions_are_confirmed_at_once(
+    tmp_path: Path, throwaway_redis: ThrowawayRedis, prefix: str, channel: str,
+) -> None:
+    # The bus's pooled connections died with the old server: the eviction's publish and the
+    # other process's confirmation must each go out on a fresh one, not time out.
+    first = tiered_app(tmp_path, throwaway_redis.url, prefix, channel,
+                       CACHE_RETRY_INTERVAL=0.1)
+    second = tiered_app(tmp_path, throwaway_redis.url, prefix, channel,
+                        CACHE_RETRY_INTERVAL=0.1)
+    async with first.test_app(), second.test_app():
+        await wait_until(lambda: tier_of(first).serving and tier_of(second).serving)
+        await insert_then_read(first, second, 1)  # the pools now hold connections
+        throwaway_redis.kill()
+        await wait_until(lambda: not tier_of(second).serving)
+        await asyncio.to_thread(throwaway_redis.start)
+        await wait_until(lambda: tier_of(first).serving and tier_of(second).serving,
+                         timeout=10)
+        bus = first.extensions["signal_bus"]
+        unconfirmed = bus.evictions_unconfirmed
+        await insert_then_read(first, second, 2)
+        await insert_then_read(second, first, 3)
+        assert bus.evictions_unconfirmed == unconfirmed
+        assert second.extensions["signal_bus"].evictions_unconfirmed == 0
