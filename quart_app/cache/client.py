@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from aiocache.base import BaseCache
 
@@ -35,7 +35,7 @@ T = TypeVar("T")
 #: Seconds between two attempts of an invalidation that Redis did not take.
 INVALIDATION_RETRY_PAUSE = 0.05
 #: Deleted keys a client remembers across an outage, to delete again when Redis is back.
-#: Past it, the namespaces that can be stale are cleared instead (see `_replay`).
+#: Past it, the namespaces that can be stale are cleared instead (see `_replay_invalidations`).
 MAX_REMEMBERED_INVALIDATIONS = 10_000
 
 
@@ -113,7 +113,7 @@ class CacheClient:
         #: Keys whose deletion Redis did not take: deleted again once it answers.
         self._undelivered: set[str] = set()
         #: "all": a dropped `clear()`; "stale": too many dropped deletes to remember.
-        self._undelivered_clear: str | None = None
+        self._undelivered_clear: Literal["all", "stale"] | None = None
         self._preserved: tuple[str, ...] = ()
         self._forgetting = asyncio.Lock()
         self._suspended = False

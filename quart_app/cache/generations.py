@@ -9,8 +9,8 @@ the next reader makes a new one, and every entry recorded under the old token, i
 stored late by a slow reader, no longer matches and is never served.
 
 A token that expires or is evicted works the same way as a deleted one (its entries become
-misses), and a deletion dropped during a Redis outage makes `CacheClient` clear its whole
-prefix when Redis answers again.
+misses), and a deletion dropped during a Redis outage is made again by `CacheClient` as soon
+as Redis answers (the write that needed it is answered 503, see `write_guard`).
 """
 
 from __future__ import annotations
