@@ -52,6 +52,7 @@ from redis.backoff import NoBackoff
 from .cache import Cache, CacheClient
 from .cache.backends import RETRY_ON_A_FRESH_CONNECTION
 from .cache.local_tier import LocalTier
+from .cache.write_guard import note_undelivered
 from .dispatch import send_local
 from .signals import BROADCAST
 
@@ -156,7 +157,9 @@ class SignalBus:
         self.published += 1
 
     def _publish_failed(self, what: str) -> None:
-        """Other processes missed a message: unhealthy until they are told to resync."""
+        """Other processes missed a message: unhealthy until they are told to resync, and
+        the write that sent it is not acknowledged as seen everywhere (`write_guard`)."""
+        note_undelivered(self.channel)
         if not self._publish_failing:
             logger.warning("signal bus: %s; other processes empty their caches once a publish "
                            "succeeds again", what)

@@ -38,8 +38,9 @@ class Cache:
         settings = CacheSettings.from_config(app.config)
         holder: dict[str, Any] = {}
         app.extensions[EXTENSION_KEY] = holder
-        if settings.cache_type == "RedisCache":
-            # Only a shared cache can drop an invalidation another process depends on.
+        if settings.cache_type == "RedisCache" or app.config.get("SIGNALS_BUS_URL"):
+            # Only a shared cache, or one the bus invalidates, can drop an invalidation that
+            # another process depends on.
             guard_writes(app, settings.retry_interval)
 
         @app.before_serving
