@@ -15,11 +15,10 @@ from __future__ import annotations
 import math
 from contextvars import ContextVar
 
-from quart import Quart, Response, jsonify, request
+from quart import Quart, Response, jsonify
 
 _undelivered: ContextVar[list[str] | None] = ContextVar("quart_app_cache_undelivered",
                                                         default=None)
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def note_undelivered(key: str) -> None:
@@ -32,16 +31,15 @@ def note_undelivered(key: str) -> None:
 def guard_writes(app: Quart, retry_after: float) -> None:
     """Turn a write's 2xx into a 503 when one of its invalidations did not reach Redis."""
 
+    # Every method: the tutorial's insert is a GET (`/info?id=...`).
     @app.before_request
     async def track_invalidations() -> None:
-        if request.method not in _SAFE_METHODS:
-            _undelivered.set([])
+        _undelivered.set([])
 
     @app.after_request
     async def refuse_unconfirmed_write(response: Response) -> Response:
         record = _undelivered.get()
-        if (not record or request.method in _SAFE_METHODS
-                or not 200 <= response.status_code < 300):
+        if not record or not 200 <= response.status_code < 300:
             return response
         refused = jsonify({
             "error": "cache_unavailable", "stored": True,

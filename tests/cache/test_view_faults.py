@@ -294,3 +294,19 @@ async def test_reads_racing_inserts_on_a_healthy_redis_are_never_cache_errors(
     assert len(statuses) == 30 * 24
     assert [status for status in statuses if "cache-unavailable" in status] == []
     assert errors == 0
+
+
+async def test_the_tutorials_get_insert_is_not_acknowledged_either(
+    throwaway_redis: ThrowawayRedis, tmp_path: Path
+) -> None:
+    app = create_view_app(outage_config(throwaway_redis, tmp_path, CACHE_REDIS_TIMEOUT=0.3))
+    async with app.test_app():
+        client = app.test_client()
+        throwaway_redis.stall()
+        try:
+            created = await client.get("/info?id=5&name=redis&money=588")
+        finally:
+            throwaway_redis.unstall()
+        assert created.status_code == 503
+        assert (await created.get_json())["stored"] is True
+        assert (await client.get("/api/info/5")).status_code == 200
