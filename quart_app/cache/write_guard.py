@@ -5,6 +5,8 @@ that deletion even after `CacheClient` retried it, other workers reading Redis m
 old entries until the deletion is made again (as soon as Redis answers). So the request must
 not be answered as a plain success: its 2xx becomes a 503 with `Retry-After` that says the
 write *is* stored and reads may be stale until then. The client learns the truth either way.
+The same holds for a signal-bus message that could not be published: the other processes'
+memory caches and local tiers were not told (`bus`).
 
 The record lives in a context variable holding a mutable list, set when a request starts:
 receivers run in copies of the request's context (tasks), and a copy shares the same list.
@@ -21,11 +23,11 @@ _undelivered: ContextVar[list[str] | None] = ContextVar("quart_app_cache_undeliv
                                                         default=None)
 
 
-def note_undelivered(key: str) -> None:
-    """A deletion of `key` (full key) did not reach Redis; the current request wrote."""
+def note_undelivered(what: str) -> None:
+    """An invalidation (of the key, or over the bus channel, `what`) did not reach Redis."""
     record = _undelivered.get()
     if record is not None:
-        record.append(key)
+        record.append(what)
 
 
 def guard_writes(app: Quart, retry_after: float) -> None:
@@ -43,9 +45,9 @@ def guard_writes(app: Quart, retry_after: float) -> None:
             return response
         refused = jsonify({
             "error": "cache_unavailable", "stored": True,
-            "message": "the write is stored, but the cache could not be invalidated: other "
-                       "workers may serve the previous data until the cache answers again "
-                       "(then it is invalidated); do not repeat the write",
+            "message": "the write is stored, but the caches other workers read could not be "
+                       "invalidated: they may serve the previous data until Redis answers "
+                       "again (then they are); do not repeat the write",
         })
         refused.status_code = 503
         refused.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
