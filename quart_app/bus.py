@@ -22,6 +22,14 @@ Whenever messages may have been missed (the subscription dropped, a message coul
 handled, remote signals arrived faster than their receivers ran), the bus runs the
 `on_disconnect` callbacks and then the `on_reconnect` ones, so every per-process copy is
 emptied before it serves again.
+
+A Redis restart leaves the pooled connections of the old server dead: a publish is retried
+once on a fresh connection (never after a timeout: a stalled Redis would only be waited for
+twice), and waits at most CACHE_LOCAL_ACK_TIMEOUT. One that still fails was missed by every
+other process, so until a publish succeeds again the bus reports itself unhealthy, and the
+first one that does is a "resync" message: every process empties its copies as above.
+The subscription has a connection of its own that is never silently re-made (redis-py's
+retry would resubscribe without telling): its loss is what tells this process to distrust.
 """
 
 from __future__ import annotations
@@ -38,9 +46,13 @@ from typing import Any
 import redis.asyncio as redis
 from blinker import NamedSignal
 from quart import Quart
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from .cache import CacheClient
+from .cache.backends import RETRY_ON_A_FRESH_CONNECTION
 from .cache.local_tier import LocalTier
+from .cache.write_guard import note_undelivered
 from .dispatch import send_local
 from .extensions import cache as app_cache
 from .signals import BROADCAST
@@ -57,6 +69,8 @@ POOL_SIZE = 64
 DELIVERY_QUEUE_SIZE = 1000
 #: Seconds the subscription may take to be confirmed by Redis.
 SUBSCRIBE_TIMEOUT = 5.0
+#: Seconds between attempts to tell the other processes, after a failed publish, to resync.
+RESYNC_INTERVAL = 0.2
 _SIGNALS_BY_NAME = {signal.name: signal for signal in BROADCAST}
 
 
@@ -80,7 +94,7 @@ class SignalBus:
         self.url: str = app.config["SIGNALS_BUS_URL"]
         self.channel: str = app.config["SIGNALS_BUS_CHANNEL"]
         self.origin = uuid.uuid4().hex
-        self.connected = False
+        self.subscribed = False
         self.published = 0
         self.delivered = 0
         self.dropped = 0
@@ -90,6 +104,8 @@ class SignalBus:
         self._tier: LocalTier | None = None
         self._app = app
         self._client: redis.Redis | None = None
+        self._subscriber_client: redis.Redis | None = None
+        self._resync: asyncio.Task[None] | None = None
         self._reconnect_callbacks: list[Callable[[], Awaitable[None]]] = []
         self._disconnect_callbacks: list[Callable[[], None]] = []
         self._publish_failing = False
@@ -101,6 +117,11 @@ class SignalBus:
         app.extensions[EXTENSION_KEY] = self
         app.while_serving(self._serve)
 
+    @property
+    def connected(self) -> bool:
+        """Healthy both ways: subscribed, and the last publish reached Redis."""
+        return self.subscribed and not self._publish_failing
+
     def on_reconnect(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Run `callback` each time the subscription is made: at start, and after an outage."""
         self._reconnect_callbacks.append(callback)
@@ -111,7 +132,9 @@ class SignalBus:
 
     def stats(self) -> dict[str, Any]:
         stats: dict[str, Any] = {
-            "connected": self.connected, "channel": self.channel, "published": self.published,
+            "connected": self.connected, "subscribed": self.subscribed,
+            "publishing": not self._publish_failing, "channel": self.channel,
+            "published": self.published,
             "delivered": self.delivered, "dropped": self.dropped,
         }
         if self._tier is not None:
@@ -127,15 +150,36 @@ class SignalBus:
         message = json.dumps({"v": VERSION, "origin": self.origin, "signal": signal.name,
                               "kwargs": codec.encode(kwargs)})
         try:
-            await self._client.publish(self.channel, message)
+            async with asyncio.timeout(self._ack_timeout):
+                await self._client.publish(self.channel, message)
         except _OUTAGE as error:
-            if not self._publish_failing:
-                logger.warning("signal bus: cannot publish %s (%s); other processes will not "
-                               "hear of it", signal.name, error)
-            self._publish_failing = True
+            self._publish_failed(f"cannot publish {signal.name} ({error or 'timed out'})")
             return
-        self._publish_failing = False
         self.published += 1
+
+    def _publish_failed(self, what: str) -> None:
+        """Other processes missed a message: unhealthy until they are told to resync, and
+        the write that sent it is not acknowledged as seen everywhere (`write_guard`)."""
+        note_undelivered(self.channel)
+        if not self._publish_failing:
+            logger.warning("signal bus: %s; other processes empty their caches once a publish "
+                           "succeeds again", what)
+        self._publish_failing = True
+        if self._resync is None or self._resync.done():
+            self._resync = asyncio.get_running_loop().create_task(self._resync_others())
+
+    async def _resync_others(self) -> None:
+        message = json.dumps({"v": VERSION, "origin": self.origin, "resync": True})
+        while self._client is not None:
+            try:
+                async with asyncio.timeout(self._ack_timeout):
+                    await self._client.publish(self.channel, message)
+            except _OUTAGE:
+                await asyncio.sleep(RESYNC_INTERVAL)
+                continue
+            self._publish_failing = False
+            logger.warning("signal bus: publishing again; told the other processes to resync")
+            return
 
     async def announce_eviction(self, prefix: str, keys: Sequence[str] | None) -> None:
         """Make every other process drop its local copies of `keys` (None: all under
@@ -148,15 +192,14 @@ class SignalBus:
                                         "keys": None if keys is None else list(keys)}})
         try:
             # Every subscriber confirms, this process's own included: it is counted too.
-            expected = int(await self._client.publish(self.channel, message))
+            async with asyncio.timeout(self._ack_timeout):
+                expected = int(await self._client.publish(self.channel, message))
             confirmed = await self._await_confirmations(ack_list, expected)
         except _OUTAGE as error:
             # If the bus is down, every process's tier stops serving and is emptied before
-            # it serves again; if only this process cannot reach it, the others' copies
-            # live out CACHE_LOCAL_TIMEOUT.
+            # it serves again; if only this process cannot reach it, the resync does it.
             self.evictions_unconfirmed += 1
-            logger.warning("signal bus: cannot announce an eviction (%s); copies in other "
-                           "processes live at most CACHE_LOCAL_TIMEOUT", error)
+            self._publish_failed(f"cannot announce an eviction ({error or 'timed out'})")
             return
         self.evictions_announced += 1
         if confirmed < expected:
@@ -185,38 +228,47 @@ class SignalBus:
         if cache.local is not None:
             self._tier = cache.local
             guard_local_tier(self, cache.local)
-        pool = redis.BlockingConnectionPool.from_url(
-            self.url, max_connections=POOL_SIZE, timeout=self._ack_timeout,
+        settings: dict[str, Any] = dict(
             socket_connect_timeout=2, health_check_interval=5,
             # Longer than any confirmation wait, so a BLPOP is never cut off as an outage.
             socket_timeout=max(5.0, self._ack_timeout + 2),
             client_name=f"quart_app-bus-{self.origin[:12]}",
         )
+        pool = redis.BlockingConnectionPool.from_url(
+            self.url, max_connections=POOL_SIZE, timeout=self._ack_timeout,
+            retry=RETRY_ON_A_FRESH_CONNECTION, **settings,
+        )
         self._client = redis.Redis(connection_pool=pool)
+        # No retry here: redis-py would re-make a dead subscription silently, and the
+        # messages of the gap would be lost without this process knowing to distrust.
+        self._subscriber_client = redis.Redis.from_url(self.url, retry=Retry(NoBackoff(), 0),
+                                                       **settings)
         loop = asyncio.get_running_loop()
         subscriber = loop.create_task(self._subscribe_forever())
         deliverer = loop.create_task(self._deliver_in_order())
         yield
-        for task in (subscriber, deliverer, *self._acknowledgements):
+        resync = [] if self._resync is None else [self._resync]
+        for task in (subscriber, deliverer, *resync, *self._acknowledgements):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self._client.aclose()
-        self._client = None
+        await self._subscriber_client.aclose()
+        self._client = self._subscriber_client = None
 
     async def _subscribe_forever(self) -> None:
         delay = 0.1
         was_connected = False
-        assert self._client is not None
+        assert self._subscriber_client is not None
         while True:
-            pubsub = self._client.pubsub()
+            pubsub = self._subscriber_client.pubsub()
             try:
                 await pubsub.subscribe(self.channel)
                 await self._await_subscribed(pubsub)
                 if was_connected:
                     logger.warning("signal bus: subscribed again to %s", self.channel)
                 await self._run_reconnect_callbacks()
-                self.connected = True
+                self.subscribed = True
                 delay = 0.1
                 was_connected = True
                 while True:
@@ -225,13 +277,13 @@ class SignalBus:
                         await self._deliver(message["data"])
             except Exception as error:
                 if isinstance(error, _OUTAGE):
-                    if self.connected:
+                    if self.subscribed:
                         logger.warning("signal bus: subscription lost (%s); retrying", error)
                 else:
                     logger.exception("signal bus: the subscriber failed; subscribing again")
-                if self.connected:
+                if self.subscribed:
                     self._run_disconnect_callbacks()
-                self.connected = False
+                self.subscribed = False
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
             finally:
@@ -268,6 +320,9 @@ class SignalBus:
                 return
             if own:
                 return
+            if message.get("resync") is True:
+                await self._forget_copies("another process could not publish")
+                return
             signal = _SIGNALS_BY_NAME[message["signal"]]
             kwargs = BROADCAST[signal].decode(message["kwargs"])
         except Exception as error:
@@ -280,11 +335,14 @@ class SignalBus:
             # Never wait here: evictions behind this message would wait too. The signal is
             # lost to this process's receivers, so forget every copy it may have kept fresh.
             self.dropped += 1
-            logger.warning("signal bus: %d remote signals await their receivers; dropped %s "
-                           "and emptied this process's caches", self._deliveries.qsize(),
-                           signal.name)
-            self._run_disconnect_callbacks()
-            await self._run_reconnect_callbacks()
+            await self._forget_copies(f"{self._deliveries.qsize()} remote signals await "
+                                      f"their receivers; dropped {signal.name}")
+
+    async def _forget_copies(self, why: str) -> None:
+        """A message was missed: empty every per-process copy before it serves again."""
+        logger.warning("signal bus: %s; emptying this process's caches", why)
+        self._run_disconnect_callbacks()
+        await self._run_reconnect_callbacks()
 
     async def _deliver_in_order(self) -> None:
         while True:

@@ -6,6 +6,7 @@ Never the shared server on 6379: fault tests must not disturb anyone else's data
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -49,6 +50,15 @@ class ThrowawayRedis:
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError(f"throwaway redis-server did not start on port {self.port}")
+
+    def stall(self) -> None:
+        """SIGSTOP: the port still accepts connections, but nothing is answered."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def unstall(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
 
     def kill(self) -> None:
         if self.process is not None:

@@ -32,6 +32,11 @@ REDIS_OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
 )
 
+#: One immediate retry replaces a pooled connection that a Redis restart closed. Only on a
+#: connection error: a timeout means the server is stalled, and sending the command again
+#: would double the time an outage takes to be noticed (and a request waits).
+RETRY_ON_A_FRESH_CONNECTION = Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,))
+
 # aiocache wraps every call in asyncio.wait_for unless its timeout is 0; the memory backend
 # never waits and Redis has socket timeouts of its own, so the wrapper would only cost time.
 NO_CALL_TIMEOUT = 0
@@ -146,12 +151,18 @@ class BoundedMemoryBackend(BaseCache):  # type: ignore[misc]
         del self._entries[key]
         return 1
 
-    async def _clear(self, namespace: str | None = None, _conn: Any = None) -> bool:
+    async def _clear(
+        self, namespace: str | None = None, _conn: Any = None, keep: tuple[str, ...] = ()
+    ) -> bool:
         if not namespace:
             raise ValueError("refusing to clear without a key prefix")
-        for key in [key for key in self._entries if key.startswith(namespace)]:
+        for key in [key for key in self._entries
+                    if key.startswith(namespace) and not key.startswith(keep)]:
             del self._entries[key]
         return True
+
+    async def _delete_many(self, keys: Iterable[str]) -> int:
+        return sum([self._entries.pop(key, None) is not None for key in keys])
 
     async def _raw(self, command: str, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError("the memory backend has no raw commands")
@@ -200,8 +211,13 @@ class NullBackend(BaseCache):  # type: ignore[misc]
     async def _delete_if_equal(self, key: str, value: str) -> int:
         return 0
 
-    async def _clear(self, namespace: str | None = None, _conn: Any = None) -> bool:
+    async def _clear(
+        self, namespace: str | None = None, _conn: Any = None, keep: tuple[str, ...] = ()
+    ) -> bool:
         return True
+
+    async def _delete_many(self, keys: Iterable[str]) -> int:
+        return 0
 
     async def _close(self, *args: Any, **kwargs: Any) -> None:
         return None
@@ -233,9 +249,7 @@ class PrefixedRedisBackend(RedisCache):  # type: ignore[misc]
             timeout=socket_timeout,
             socket_connect_timeout=socket_timeout,
             socket_timeout=socket_timeout,
-            # One immediate retry replaces a connection a Redis restart closed; more would
-            # only stretch the time an outage takes to be noticed.
-            retry=Retry(NoBackoff(), 1),
+            retry=RETRY_ON_A_FRESH_CONNECTION,
             decode_responses=False,
         )
         # CACHE_OPTIONS (redis-py's names) add to these; decoding stays ours to decide.
@@ -257,12 +271,18 @@ class PrefixedRedisBackend(RedisCache):  # type: ignore[misc]
     async def _delete_if_equal(self, key: str, value: str) -> int:
         return int(await self.client.eval(DELETE_IF_EQUAL_SCRIPT, 1, key, value))
 
-    async def _clear(self, namespace: str | None = None, _conn: Any = None) -> bool:
+    async def _clear(
+        self, namespace: str | None = None, _conn: Any = None, keep: tuple[str, ...] = ()
+    ) -> bool:
+        """UNLINK every key under `namespace`, except those under one of `keep`."""
         if not namespace:
             raise ValueError("refusing to clear without a key prefix")
+        kept = tuple(prefix.encode() for prefix in keep)
         batch: list[bytes] = []
         async for key in self.client.scan_iter(match=_glob_escape(namespace) + "*",
                                                count=self.SCAN_BATCH):
+            if kept and key.startswith(kept):
+                continue
             batch.append(key)
             if len(batch) >= self.SCAN_BATCH:
                 await self.client.unlink(*batch)
@@ -270,6 +290,12 @@ class PrefixedRedisBackend(RedisCache):  # type: ignore[misc]
         if batch:
             await self.client.unlink(*batch)
         return True
+
+    async def _delete_many(self, keys: list[str]) -> int:
+        deleted = 0
+        for start in range(0, len(keys), self.SCAN_BATCH):
+            deleted += int(await self.client.unlink(*keys[start:start + self.SCAN_BATCH]))
+        return deleted
 
     async def multi_get_with_ttl(self, keys: list[str]) -> list[tuple[str | None, float | None]]:
         """Each key's value and remaining seconds (None: no expiry), in one round trip."""

@@ -19,17 +19,24 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from aiocache.base import BaseCache
 
 from .backends import REDIS_OUTAGE_ERRORS, BoundedMemoryBackend, NullBackend, PrefixedRedisBackend
 from .local_tier import LocalTier
 from .serialization import ValueSerializer
+from .write_guard import note_undelivered
 
 logger = logging.getLogger("quart_app.cache")
 
 T = TypeVar("T")
+
+#: Seconds between two attempts of an invalidation that Redis did not take.
+INVALIDATION_RETRY_PAUSE = 0.05
+#: Deleted keys a client remembers across an outage, to delete again when Redis is back.
+#: Past it, the namespaces that can be stale are cleared instead (see `_replay_invalidations`).
+MAX_REMEMBERED_INVALIDATIONS = 10_000
 
 
 class _Missing:
@@ -110,7 +117,11 @@ class CacheClient:
         )
         self._down_since: float | None = None
         self._retry_at = 0.0
-        self._invalidations_lost = False
+        #: Keys whose deletion Redis did not take: deleted again once it answers.
+        self._undelivered: set[str] = set()
+        #: "all": a dropped `clear()`; "stale": too many dropped deletes to remember.
+        self._undelivered_clear: Literal["all", "stale"] | None = None
+        self._preserved: tuple[str, ...] = ()
         self._forgetting = asyncio.Lock()
         self._suspended = False
         self._probe: asyncio.Task[None] | None = None
@@ -152,7 +163,7 @@ class CacheClient:
 
     async def delete(self, key: str) -> bool:
         full_key = self._key(key)
-        deleted = bool(await self._call(self.backend._delete, 0, full_key, invalidates=True))
+        deleted = bool(await self._invalidate(self.backend._delete, 0, [full_key], full_key))
         await self._evict_everywhere([full_key])
         return deleted
 
@@ -172,9 +183,7 @@ class CacheClient:
 
     async def clear(self) -> bool:
         """Remove every key under this app's prefix, and nothing else."""
-        cleared = bool(
-            await self._call(self.backend._clear, False, self._prefix, invalidates=True)
-        )
+        cleared = bool(await self._invalidate(self.backend._clear, False, None, self._prefix))
         await self._evict_everywhere(None)
         return cleared
 
@@ -218,10 +227,13 @@ class CacheClient:
         return deleted
 
     async def inc(self, key: str, delta: int = 1) -> int | None:
-        """Add `delta` to an integer value (a missing key counts as 0); None on an outage."""
+        """Add `delta` to an integer value (a missing key counts as 0); None on an outage.
+
+        A dropped increment is a lost count, not a stale entry: counters are never cleared
+        after an outage (see `preserve`).
+        """
         full_key = self._key(key)
-        result = await self._call(self.backend._increment, None, full_key, delta,
-                                  invalidates=True)
+        result = await self._call(self.backend._increment, None, full_key, delta)
         await self._evict_everywhere([full_key])
         return None if result is None else int(result)
 
@@ -241,11 +253,16 @@ class CacheClient:
         try:
             await self.backend.ping()
             if self._invalidations_lost:
-                await self._forget_stale_entries()
+                await self._replay_invalidations()
         except self._outage_errors as error:
             self._note_outage(error)
             raise CacheUnavailable(f"redis unreachable: {error}") from None
         self._note_recovery()
+
+    def preserve(self, namespace: str) -> None:
+        """Keep keys under `namespace` (after the prefix) when the cache forgets what may be
+        stale: counters, which an outage can only leave short, never stale."""
+        self._preserved = (*self._preserved, self._prefix + namespace)
 
     def suspend(self) -> None:
         """Serve nothing from the cache (reads miss, writes are dropped) until `resume`.
@@ -256,8 +273,8 @@ class CacheClient:
         self._suspended = True
 
     async def resume(self) -> None:
-        """Forget everything under the prefix (it may be stale), then serve again."""
-        await self.backend._clear(self._prefix)
+        """Forget everything under the prefix that may be stale, then serve again."""
+        await self.backend._clear(self._prefix, keep=self._preserved)
         self._suspended = False
 
     @property
@@ -347,34 +364,73 @@ class CacheClient:
         return None if timeout == 0 else timeout
 
     async def _call(
-        self, operation: Callable[..., Awaitable[T]], fallback: T, *args: Any,
-        invalidates: bool = False, **kwargs: Any,
+        self, operation: Callable[..., Awaitable[T]], fallback: T, *args: Any, **kwargs: Any,
     ) -> T:
-        """Run one backend call; on an outage, `fallback` (or CacheUnavailable).
-
-        `invalidates` marks deletes and counters: dropping one of those can leave a stale
-        entry behind, so the first call after the outage clears the whole prefix.
-        """
+        """Run one backend call; on an outage, `fallback` (or CacheUnavailable)."""
         if self._suspended:
             return fallback
         if not self._outage_errors:
             return await operation(*args, **kwargs)
         if self._down_since is not None and time.monotonic() < self._retry_at:
-            return self._outage_result(fallback, None, invalidates)
+            return self._outage_result(fallback, None)
         try:
             if self._invalidations_lost:
-                await self._forget_stale_entries()
+                await self._replay_invalidations()
             result = await operation(*args, **kwargs)
         except self._outage_errors as error:
             self._note_outage(error)
-            return self._outage_result(fallback, error, invalidates)
+            return self._outage_result(fallback, error)
         self._note_recovery()
         return result
 
-    def _outage_result(self, fallback: T, error: BaseException | None, invalidates: bool) -> T:
-        if invalidates:
-            self._invalidations_lost = True
-            self._start_recovery_probe()
+    async def _invalidate(
+        self, operation: Callable[..., Awaitable[T]], fallback: T, keys: list[str] | None,
+        *args: Any,
+    ) -> T:
+        """Run a deletion (of `keys`; None: the whole prefix) so that readers see it.
+
+        Another process may read Redis while this one is in its retry pause, so a deletion
+        never skips Redis for the pause: it is tried, and tried again for up to
+        CACHE_REDIS_TIMEOUT (a restart's refused connections, a blip). If Redis still has
+        not taken it, the keys are deleted again as soon as it answers, and the request
+        that asked is told (`write_guard`): its write must not be acknowledged as fresh.
+        """
+        if self._suspended:
+            return fallback
+        if not self._outage_errors:
+            return await operation(*args)
+        deadline = time.monotonic() + self.settings.redis_timeout
+        while True:
+            try:
+                if self._invalidations_lost:
+                    await self._replay_invalidations()
+                result = await operation(*args)
+            except self._outage_errors as error:
+                self._note_outage(error)
+                if time.monotonic() + INVALIDATION_RETRY_PAUSE < deadline:
+                    await asyncio.sleep(INVALIDATION_RETRY_PAUSE)
+                    continue
+                self._remember_undelivered(keys)
+                note_undelivered(self._prefix if keys is None else keys[0])
+                return self._outage_result(fallback, error)
+            self._note_recovery()
+            return result
+
+    def _remember_undelivered(self, keys: list[str] | None) -> None:
+        if keys is None:
+            self._undelivered_clear = "all"
+        elif len(self._undelivered) + len(keys) > MAX_REMEMBERED_INVALIDATIONS:
+            self._undelivered_clear = self._undelivered_clear or "stale"
+            self._undelivered.clear()
+        elif self._undelivered_clear is None:
+            self._undelivered.update(keys)
+        self._start_recovery_probe()
+
+    @property
+    def _invalidations_lost(self) -> bool:
+        return bool(self._undelivered) or self._undelivered_clear is not None
+
+    def _outage_result(self, fallback: T, error: BaseException | None) -> T:
         if self.settings.ignore_errors:
             return fallback
         raise CacheUnavailable(f"cache backend unreachable: {error or 'in retry pause'}")
@@ -390,10 +446,9 @@ class CacheClient:
         self._retry_at = now + self.settings.retry_interval
 
     def _start_recovery_probe(self) -> None:
-        """Clear the prefix as soon as the backend is back, not at this process's next call.
-
-        Other processes read the same Redis: until the entries an invalidation missed are
-        gone, they would serve them. So a task pings every `retry_interval` and clears.
+        """Deliver dropped deletions as soon as the backend is back, not at this process's
+        next call: other processes read the same Redis and would serve what they missed.
+        So a task pings every `retry_interval` and delivers them.
         """
         if self._probe is not None and not self._probe.done():
             return
@@ -407,22 +462,35 @@ class CacheClient:
             except CacheUnavailable:
                 continue
 
-    async def _forget_stale_entries(self) -> None:
-        """Before the first use after an outage that dropped invalidations.
+    async def _replay_invalidations(self) -> None:
+        """Before the first use after an outage that dropped deletions: make them now.
 
-        Once, however many requests arrive meanwhile: they wait for this clear instead of
-        each scanning the prefix and emptying every process's local tier again.
+        The exact keys, so nothing else is lost (counters, entries nobody invalidated);
+        a dropped `clear()` clears; past MAX_REMEMBERED_INVALIDATIONS, everything but the
+        preserved namespaces goes. Once, however many requests arrive meanwhile: they
+        wait for this instead of each deleting again and emptying every local tier.
         """
         async with self._forgetting:
-            if not self._invalidations_lost:
+            keys, clear = sorted(self._undelivered), self._undelivered_clear
+            if not keys and clear is None:
                 return
-            await self.backend._clear(self._prefix)
-            self._invalidations_lost = False
-        await self._evict_everywhere(None)
-        logger.warning(
-            "cache cleared under %r: invalidations were dropped while it was unreachable",
-            self._prefix,
-        )
+            if clear is not None:
+                keep = () if clear == "all" else self._preserved
+                await self.backend._clear(self._prefix, keep=keep)
+            else:
+                await self.backend._delete_many(keys)
+            self._undelivered.difference_update(keys)
+            if self._undelivered_clear == clear:
+                self._undelivered_clear = None
+        await self._evict_everywhere(None if clear is not None else keys)
+        if clear is not None:
+            logger.warning("cache cleared under %r (%s): deletions were dropped while it was "
+                           "unreachable", self._prefix,
+                           "a clear() was dropped" if clear == "all"
+                           else "too many to remember; counters kept")
+        else:
+            logger.warning("cache: %d deletions dropped while it was unreachable are made "
+                           "now", len(keys))
 
     def _note_recovery(self) -> None:
         if self._down_since is not None:

@@ -28,6 +28,7 @@ from . import views
 from .client import CacheClient, CacheSettings, CacheUnavailable
 from .keys import HashMethod, QueryArgs
 from .runtime import CacheRuntime
+from .write_guard import guard_writes
 
 P = ParamSpec("P")
 
@@ -74,6 +75,10 @@ class Cache:
         state = _AppCache(merged, CacheSettings.from_config(merged))
         app.extensions.setdefault(EXTENSION_KEY, {})[self] = state
         self.app = app
+        if state.settings.cache_type == "RedisCache" or app.config.get("SIGNALS_BUS_URL"):
+            # Only a shared cache, or one the bus invalidates, can drop an invalidation that
+            # another process depends on.
+            guard_writes(app, state.settings.retry_interval)
 
         @app.before_serving
         async def open_cache() -> None:

@@ -9,8 +9,8 @@ the next reader makes a new one, and every entry recorded under the old token, i
 stored late by a slow reader, no longer matches and is never served.
 
 A token that expires or is evicted works the same way as a deleted one (its entries become
-misses), and a deletion dropped during a Redis outage makes `CacheClient` clear its whole
-prefix when Redis answers again.
+misses), and a deletion dropped during a Redis outage is made again by `CacheClient` as soon
+as Redis answers (the write that needed it is answered 503, see `write_guard`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ from .client import MISSING, CacheClient
 Tokens = tuple[str, ...]
 #: What a lookup found: a current entry, nothing, or an entry an invalidation outdated.
 State = Literal["hit", "miss", "stale"]
+
+#: Times a reader makes a scope's token that invalidations keep deleting, before it gives up.
+MAX_TOKEN_ATTEMPTS = 3
 
 _TOKENS = "t"
 _VALUE = "v"
@@ -67,16 +70,31 @@ async def establish(
         return None
     tokens: list[str] = []
     for key, token in zip(scopes, seen, strict=True):
-        if token is None:
-            token = secrets.token_hex(8)
-            if not await client.add(key, token, timeout=timeout * 2):
-                # Another reader made it first (or the cache is unreachable): use theirs.
-                current = await client.get(key)
-                if not isinstance(current, str):
-                    return None
+        attempts = 0
+        while token is None:
+            candidate = secrets.token_hex(8)
+            if await client.add(key, candidate, timeout=timeout * 2):
+                token = candidate
+                break
+            # Another reader made it first (or the cache is unreachable): use theirs.
+            current = await client.get(key)
+            if isinstance(current, str):
                 token = current
+            elif not client.is_usable:
+                return None
+            else:
+                # Not a fault: an invalidation deleted it between the two calls. Make one
+                # again; under a storm of invalidations, give up (the caller runs uncached).
+                attempts += 1
+                if attempts >= MAX_TOKEN_ATTEMPTS:
+                    raise Contended(key)
         tokens.append(token)
     return tuple(tokens) if client.is_usable else None
+
+
+class Contended(Exception):
+    """Invalidations kept deleting a scope's token while a reader made it (a race, not a
+    cache failure): the reader computes its answer without storing it."""
 
 
 def computation_key(key: str, tokens: Tokens) -> str:

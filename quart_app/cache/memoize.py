@@ -25,6 +25,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 from quart import current_app
 
 from .generations import (
+    Contended,
     Tokens,
     computation_key,
     establish,
@@ -245,6 +246,9 @@ class ValueCall(DecoratedCall):
             if state == "hit":
                 state = "miss"  # forced, or a None that cache_none=False does not serve
             tokens = await establish(self.client, keys.scopes, seen, self.lifetime)
+        except Contended:
+            self.record("stale")  # invalidated while it was being read: not stored
+            return await self._call(), False
         except Exception:
             logger.exception("cache failed for %s; calling it uncached", self.name)
             tokens = None

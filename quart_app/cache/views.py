@@ -35,6 +35,7 @@ from werkzeug.exceptions import HTTPException
 
 from .client import MISSING, CacheClient
 from .generations import (
+    Contended,
     State,
     Tokens,
     computation_key,
@@ -347,6 +348,9 @@ class _ViewCall(DecoratedCall):
                                         ttl=entry.remaining(time.time()))
                 refresh, state, judged = True, "stale", True
             current = await establish(self.client, keys.scopes, tokens, self.lifetime)
+        except Contended:
+            # Invalidated while it was being read: answered fresh, not stored.
+            return self._finish(await self._run_view(), "stale", fwd="stale")
         except Exception:
             logger.exception("cache failed for %s; serving it uncached", self.settings.name)
             current = None

@@ -24,7 +24,8 @@ from ..cache import CacheClient, CacheUnavailable
 from ..dispatch import receiver
 from ..extensions import cache
 
-VISITS_KEY = "stats:visits:{rule}"
+COUNTERS_NAMESPACE = "stats:"
+VISITS_KEY = COUNTERS_NAMESPACE + "visits:{rule}"
 
 logger = logging.getLogger("quart_app.visits")
 
@@ -89,6 +90,9 @@ def connect(app: Quart) -> None:
     @app.while_serving
     async def flush_periodically() -> AsyncGenerator[None, None]:
         client = cache.client_for(app)
+        # Every shipped counter (visits, inserts, notifications) lives under "stats:": an
+        # outage can leave a count short, never stale, so the cache never forgets them.
+        client.preserve(COUNTERS_NAMESPACE)
 
         async def loop() -> None:
             while True:

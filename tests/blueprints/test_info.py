@@ -336,7 +336,9 @@ async def test_an_invalidation_dropped_in_a_redis_outage_never_serves_a_stale_re
         assert (await client.get("/api/info/1")).status_code == 404  # so is the 404
         # Redis stops answering (and keeps its data): the insert's invalidation times out.
         await admin.execute_command("CLIENT", "PAUSE", "1500", "ALL")
-        assert (await post(client, id=1, name="during", money=1)).status_code == 201
+        # Stored, but not acknowledged as fresh: the deletion did not reach Redis.
+        during = await post(client, id=1, name="during", money=1)
+        assert during.status_code == 503 and (await during.get_json())["stored"] is True
         statuses = []
         for _ in range(200):  # through the outage, and on until Redis serves hits again
             page = await client.get("/api/info")

@@ -297,10 +297,11 @@ async def test_the_tier_serves_nothing_while_the_bus_is_down_and_starts_empty(
         assert tier_of(second).stats()["entries"] > 0
         throwaway_redis.kill()
         await wait_until(lambda: not tier_of(second).serving)
-        # This insert's invalidation and eviction are both lost: Redis is down.
+        # This insert's invalidation and eviction are both lost: Redis is down. The row is
+        # stored, and the answer says its invalidation is still to come.
         created = await first.test_client().post(
             "/api/info", json={"id": 1, "name": "t", "money": "1"})
-        assert created.status_code == 201
+        assert created.status_code == 503 and (await created.get_json())["stored"] is True
         assert await listed_ids(second) == [1]  # uncached, not the old copy
         throwaway_redis.start()
         await wait_until(lambda: tier_of(second).serving, timeout=10)
@@ -400,3 +401,50 @@ async def test_a_remote_insert_is_not_invalidated_again_where_redis_is_shared(
     await asyncio.sleep(0.1)  # room for the remote receivers to finish
     # The origin already invalidated the shared Redis and every local copy.
     assert second.extensions["signal_bus"].evictions_announced == 0
+
+
+async def test_an_insert_on_a_stalled_redis_is_answered_before_the_stall_ends(
+    tmp_path: Path, throwaway_redis: ThrowawayRedis, prefix: str, channel: str,
+) -> None:
+    # SIGSTOP: connections are accepted, nothing is answered. The insert's deletes, its
+    # eviction and its bus message each give up after their own timeout (0.3 s here), so
+    # the insert answers (503: its invalidation is not confirmed) while Redis is stalled.
+    app = tiered_app(tmp_path, throwaway_redis.url, prefix, channel,
+                     CACHE_REDIS_TIMEOUT=0.3, CACHE_LOCAL_ACK_TIMEOUT=0.3)
+    async with app.test_app():
+        await wait_until(lambda: tier_of(app).serving)
+        assert await listed_ids(app) == []
+        throwaway_redis.stall()
+        try:
+            # The bound: well under the 5 s the bus's socket timeout allowed before.
+            created = await asyncio.wait_for(app.test_client().post(
+                "/api/info", json={"id": 1, "name": "s", "money": "1"}), timeout=4)
+        finally:
+            throwaway_redis.unstall()
+        assert created.status_code == 503
+        assert (await created.get_json())["stored"] is True
+
+
+async def test_after_a_redis_restart_evictions_are_confirmed_at_once(
+    tmp_path: Path, throwaway_redis: ThrowawayRedis, prefix: str, channel: str,
+) -> None:
+    # The bus's pooled connections died with the old server: the eviction's publish and the
+    # other process's confirmation must each go out on a fresh one, not time out.
+    first = tiered_app(tmp_path, throwaway_redis.url, prefix, channel,
+                       CACHE_RETRY_INTERVAL=0.1)
+    second = tiered_app(tmp_path, throwaway_redis.url, prefix, channel,
+                        CACHE_RETRY_INTERVAL=0.1)
+    async with first.test_app(), second.test_app():
+        await wait_until(lambda: tier_of(first).serving and tier_of(second).serving)
+        await insert_then_read(first, second, 1)  # the pools now hold connections
+        throwaway_redis.kill()
+        await wait_until(lambda: not tier_of(second).serving)
+        await asyncio.to_thread(throwaway_redis.start)
+        await wait_until(lambda: tier_of(first).serving and tier_of(second).serving,
+                         timeout=10)
+        bus = first.extensions["signal_bus"]
+        unconfirmed = bus.evictions_unconfirmed
+        await insert_then_read(first, second, 2)
+        await insert_then_read(second, first, 3)
+        assert bus.evictions_unconfirmed == unconfirmed
+        assert second.extensions["signal_bus"].evictions_unconfirmed == 0

@@ -211,3 +211,102 @@ async def test_an_invalidation_in_one_process_is_seen_by_the_other(
         await cache.delete_cached(first.view_functions["plain"])
     response = await second.test_client().get("/probe/plain")
     assert response.headers["Cache-Status"] == "quart_app; fwd=stale; stored"
+
+
+async def test_an_insert_whose_invalidation_redis_did_not_take_is_not_acknowledged(
+    throwaway_redis: ThrowawayRedis, tmp_path: Path
+) -> None:
+    # Two workers on one Redis: the writer's deletion times out (Redis stalled), so the
+    # reader may serve the old list until the writer can delete again. The writer must not
+    # answer 201 as if every reader would see the row.
+    config = outage_config(throwaway_redis, tmp_path, CACHE_REDIS_TIMEOUT=0.3)
+    writer, reader = create_view_app(config), create_view_app(config)
+    async with writer.test_app(), reader.test_app():
+        assert (await (await reader.test_client().get("/api/info")).get_json())["items"] == []
+        throwaway_redis.stall()
+        try:
+            created = await writer.test_client().post(
+                "/api/info", json={"id": 1, "name": "stalled", "money": "1"})
+        finally:
+            throwaway_redis.unstall()
+        assert created.status_code == 503
+        body = await created.get_json()
+        assert body["error"] == "cache_unavailable" and body["stored"] is True
+        assert int(created.headers["Retry-After"]) >= 1
+        assert created.headers["Location"].endswith("/api/info/1")
+        # Once Redis answers, the writer makes the deletion: the reader sees the row.
+        async with asyncio.timeout(10):
+            while True:
+                page = await (await reader.test_client().get("/api/info")).get_json()
+                if [row["id"] for row in page["items"]] == [1]:
+                    break
+                await asyncio.sleep(0.05)
+        again = await writer.test_client().post(
+            "/api/info", json={"id": 2, "name": "answered", "money": "1"})
+        assert again.status_code == 201
+
+
+async def test_forgetting_what_an_outage_left_stale_keeps_the_counters(
+    throwaway_redis: ThrowawayRedis, tmp_path: Path
+) -> None:
+    app = create_view_app(outage_config(throwaway_redis, tmp_path))
+    async with app.test_app():
+        client = app.test_client()
+        assert (await client.post("/api/info", json={"name": "n", "money": "1"})).status_code == 201
+        await client.get("/api/info")
+        visits = (await (await client.get("/api/stats/visits")).get_json())["visits"]
+        assert visits["/api/info"] >= 1
+        cache_client = cache.client_for(app)
+        # More deletions were dropped than a client remembers: it forgets all it can.
+        cache_client._remember_undelivered([f"dropped:{n}" for n in range(10_001)])
+        await cache_client.ping()
+        assert (await (await client.get("/api/stats")).get_json())["info_inserts"] == 1
+        after = (await (await client.get("/api/stats/visits")).get_json())["visits"]
+        assert after["/api/info"] >= visits["/api/info"]
+
+
+@pytest.mark.parametrize("cache_config", ["redis"], indirect=True)
+async def test_reads_racing_inserts_on_a_healthy_redis_are_never_cache_errors(
+    app_config: dict[str, Any],
+) -> None:
+    # An invalidation landing between a read's lookup and its store is a race, not a fault:
+    # the read is answered fresh (fwd=stale or not stored), never as cache-unavailable.
+    first, second = create_view_app(app_config), create_view_app(app_config)
+    statuses: list[str] = []
+    async with first.test_app(), second.test_app():
+        readers = (first.test_client(), second.test_client())
+
+        async def read(path: str, reader: QuartClient) -> None:
+            response = await reader.get(path)
+            assert response.status_code in (200, 404)
+            statuses.append(response.headers["Cache-Status"])
+
+        for info_id in range(1, 31):
+            writer = readers[info_id % 2]
+            await asyncio.gather(
+                writer.post("/api/info", json={"id": info_id, "name": "r", "money": "1"}),
+                *(read(path, reader) for reader in readers for path in
+                  ("/api/info", f"/api/info/{info_id}", f"/api/info/{info_id + 1}")
+                  for _ in range(4)),
+            )
+        errors = sum(count["error"] for app in (first, second)
+                     for count in cache.runtime_for(app).stats.snapshot().values())
+    assert len(statuses) == 30 * 24
+    assert [status for status in statuses if "cache-unavailable" in status] == []
+    assert errors == 0
+
+
+async def test_the_tutorials_get_insert_is_not_acknowledged_either(
+    throwaway_redis: ThrowawayRedis, tmp_path: Path
+) -> None:
+    app = create_view_app(outage_config(throwaway_redis, tmp_path, CACHE_REDIS_TIMEOUT=0.3))
+    async with app.test_app():
+        client = app.test_client()
+        throwaway_redis.stall()
+        try:
+            created = await client.get("/info?id=5&name=redis&money=588")
+        finally:
+            throwaway_redis.unstall()
+        assert created.status_code == 503
+        assert (await created.get_json())["stored"] is True
+        assert (await client.get("/api/info/5")).status_code == 200
