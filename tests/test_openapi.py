@@ -56,7 +56,7 @@ async def test_every_operation_documents_its_answers(document: dict[str, Any]) -
         ("GET", "/api/info/{info_id}"), ("GET", "/api/stats"), ("GET", "/api/stats/visits"),
         ("GET", "/healthz"), ("GET", "/readyz"), ("PUT", "/api/info/{info_id}"),
         ("PATCH", "/api/info/{info_id}"), ("DELETE", "/api/info/{info_id}"),
-        ("POST", "/api/info/bulk"),
+        ("POST", "/api/info/bulk"), ("GET", "/metrics"),
     }
     statuses = {key: set(operation["responses"]) for key, operation in operations.items()}
     assert statuses[("POST", "/api/info")] == {"201", "400", "409", "413", "415", "503"}

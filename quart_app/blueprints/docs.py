@@ -13,6 +13,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from quart import Blueprint, Quart, Response, send_from_directory
+from quart_schema import hide
 
 ASSETS_PATH = "/api/docs/assets"
 SWAGGER_UI_DIST = Path(str(files("flask_swagger_ui") / "dist"))
@@ -21,6 +22,7 @@ docs = Blueprint("docs", __name__)
 
 
 @docs.get(f"{ASSETS_PATH}/<path:filename>")
+@hide  # the docs page's own files, not part of the API
 async def swagger_ui_asset(filename: str) -> Response:
     return await send_from_directory(SWAGGER_UI_DIST, filename)
 

@@ -8,11 +8,13 @@ from quart.utils import run_sync
 
 from ..instrumentation import sampler_for
 from ..metrics_multiprocess import exposition
+from ..openapi import answers, text
 
 metrics = Blueprint("metrics", __name__)
 
 
 @metrics.get("/metrics")
+@answers(text(200, "every worker's metrics in the Prometheus text format", "text/plain"))
 async def scrape() -> Response:
     sampler = sampler_for(current_app)
     if sampler is not None:
