@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import ipaddress
 import os
 import signal
+import socket
 import sys
 import threading
 import tomllib
+from collections.abc import Callable
 from multiprocessing import get_context
 from multiprocessing.connection import wait
 from typing import Any
@@ -27,7 +30,13 @@ from hypercorn.config import Config
 from hypercorn.run import run
 
 from quart_app import create_app
-from quart_app.config import settings_file_path
+from quart_app.config import (
+    as_int,
+    as_optional_text,
+    as_seconds,
+    hypercorn_environment,
+    settings_file_path,
+)
 from quart_app.errors import ConfigError
 
 DEFAULT_APPLICATION = "quart_app:create_app()"
@@ -35,17 +44,19 @@ DEFAULTS: dict[str, Any] = {
     "bind": ["127.0.0.1:5000"],
     "workers": 1,
     "graceful_timeout": 10,
-    "keep_alive_timeout": 5,
+    # Longer than any common client keeps an idle connection (httpx 5 s, Node 5 s, aiohttp
+    # 15 s, Go 90 s is the exception): a server that closes first races the client's next
+    # request, which then fails with a reset. 75 s is nginx's default; gunicorn's guidance is
+    # the same (keep-alive longer than whatever sits in front). A stop closes idle
+    # connections at once, so this never delays a shutdown.
+    "keep_alive_timeout": 75,
     "backlog": 2048,  # gunicorn's; hypercorn's 100 overflows when 1,000 clients connect at once
     "accesslog": None,
-}
-KNOWN_KEYS = {
-    "bind", "workers", "graceful_timeout", "keep_alive_timeout", "accesslog", "errorlog",
-    "backlog", "worker_class", "read_timeout", "h11_max_incomplete_size", "access_log_format",
 }
 # hypercorn's "trio" class needs a Trio app (quart-trio); a Quart app runs on asyncio.
 WORKER_FUNCTIONS = {"asyncio": asyncio_worker, "uvloop": uvloop_worker}
 PARENT_CHECK_INTERVAL = 1.0
+HIGHEST_PORT = 65535
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -60,29 +71,120 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def hypercorn_settings() -> dict[str, Any]:
+    """DEFAULTS, then the settings file's `[hypercorn]`, then `QUART_HYPERCORN__*`, checked."""
     settings = dict(DEFAULTS)
     path = settings_file_path()
     if path is not None:
         with path.open("rb") as file:
             table = tomllib.load(file).get("hypercorn", {})
-        unknown = set(table) - KNOWN_KEYS
-        if unknown:
-            raise ConfigError(f"hypercorn.{sorted(unknown)[0]}", table[sorted(unknown)[0]],
-                              "one of " + ", ".join(sorted(KNOWN_KEYS)))
-        settings.update(table)
+        settings.update(checked(table, lambda key: f"hypercorn.{key}"))
+    settings.update(checked(hypercorn_environment(), lambda key: f"QUART_HYPERCORN__{key.upper()}"))
     return settings
+
+
+def checked(table: dict[str, Any], name: Callable[[str], str]) -> dict[str, Any]:
+    """`table` with every value checked and normalised; `name(key)` is how errors call it."""
+    for key in table:
+        if key not in CHECKS:
+            raise ConfigError(name(key), table[key], "one of " + ", ".join(sorted(CHECKS)))
+    return {key: CHECKS[key](name(key), value) for key, value in table.items()}
+
+
+def check_binds(name: str, value: Any) -> list[str]:
+    binds = [value] if isinstance(value, str) else value
+    if not isinstance(binds, list) or not binds:
+        raise ConfigError(name, value, 'a list of "HOST:PORT" addresses')
+    for bind in binds:
+        check_bind(name, bind)
+    return binds
+
+
+def check_bind(name: str, bind: Any) -> None:
+    """HOST:PORT, [IPv6]:PORT, unix:PATH or fd://N, as hypercorn reads them.
+
+    hypercorn itself takes a missing or unreadable port as "port 8000" (`127.0.0.1:abc`
+    becomes host `127.0.0.1:abc`), and a port out of range as a traceback.
+    """
+    expected = 'HOST:PORT, [IPv6]:PORT, unix:PATH or fd://N'
+    if not isinstance(bind, str):
+        raise ConfigError(name, bind, expected)
+    if bind.startswith("unix:"):
+        if len(bind) == len("unix:"):
+            raise ConfigError(name, bind, "unix: followed by a socket path")
+        return
+    if bind.startswith("fd://"):
+        if not (bind[5:].isascii() and bind[5:].isdigit()):
+            raise ConfigError(name, bind, "fd:// followed by a file descriptor number")
+        return
+    if bind.startswith("["):
+        host, bracket, rest = bind[1:].partition("]")
+        if not bracket or "[" in host or "]" in rest or not rest.startswith(":"):
+            raise ConfigError(name, bind, "an IPv6 address in brackets, then :PORT ([::1]:5000)")
+        port = rest[1:]
+        if not is_ipv6(host):
+            raise ConfigError(name, bind, "an IPv6 address inside the brackets ([::1]:5000)")
+    else:
+        host, colon, port = bind.rpartition(":")
+        if not colon:
+            raise ConfigError(name, bind, f"{expected}: the port is missing "
+                              "(hypercorn would listen on 8000)")
+        if ":" in host or "[" in host or "]" in host:
+            raise ConfigError(name, bind, "an IPv6 address in brackets, then :PORT ([::1]:5000)")
+    if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= HIGHEST_PORT:
+        raise ConfigError(name, bind, f"a port from 1 to {HIGHEST_PORT} after the host")
+    try:
+        socket.getaddrinfo(host or None, int(port), type=socket.SOCK_STREAM,
+                           flags=socket.AI_PASSIVE)
+    except OSError as error:
+        raise ConfigError(name, bind, f"a host that resolves ({error.strerror})") from None
+
+
+def is_ipv6(host: str) -> bool:
+    try:
+        ipaddress.IPv6Address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def check_worker_class(name: str, worker_class: Any) -> str:
+    if worker_class not in WORKER_FUNCTIONS:
+        raise ConfigError(name, worker_class,
+                          " or ".join(repr(known) for known in WORKER_FUNCTIONS))
+    if worker_class == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        raise ConfigError(name, worker_class,
+                          "uvloop installed (pip install uvloop), or 'asyncio'")
+    return str(worker_class)
+
+
+def check_text(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(name, value, "a string")
+    return value
+
+
+CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "bind": check_binds,
+    "workers": lambda name, value: as_int(name, value, minimum=1),
+    "graceful_timeout": as_seconds,
+    "keep_alive_timeout": as_seconds,
+    "read_timeout": lambda name, value: None if value is None else as_seconds(name, value),
+    "backlog": lambda name, value: as_int(name, value, minimum=1),
+    "h11_max_incomplete_size": lambda name, value: as_int(name, value, minimum=1),
+    "worker_class": check_worker_class,
+    "accesslog": as_optional_text,
+    "errorlog": as_optional_text,
+    "access_log_format": check_text,
+}
 
 
 def build_config(args: argparse.Namespace) -> Config:
     settings = hypercorn_settings()
     if args.bind:
-        settings["bind"] = args.bind
+        settings["bind"] = check_binds("--bind", args.bind)
     if args.workers is not None:
-        settings["workers"] = args.workers
+        settings["workers"] = CHECKS["workers"]("--workers", args.workers)
     workers = settings["workers"]
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-        raise ConfigError("hypercorn.workers", workers, "a whole number >= 1")
-    check_worker_class(settings.get("worker_class", "asyncio"))
     config = Config.from_mapping(settings)
     config.application_path = args.app
     # Spawned workers inherit the environment: each app learns how many siblings it has.
@@ -90,15 +192,6 @@ def build_config(args: argparse.Namespace) -> Config:
     # hypercorn's runner serves in this process when workers is 0, and spawns N otherwise.
     config.workers = 0 if workers == 1 else workers
     return config
-
-
-def check_worker_class(worker_class: Any) -> None:
-    if worker_class not in WORKER_FUNCTIONS:
-        raise ConfigError("hypercorn.worker_class", worker_class,
-                          " or ".join(repr(name) for name in WORKER_FUNCTIONS))
-    if worker_class == "uvloop" and importlib.util.find_spec("uvloop") is None:
-        raise ConfigError("hypercorn.worker_class", worker_class,
-                          "uvloop installed (pip install uvloop), or 'asyncio'")
 
 
 def main(argv: list[str]) -> int:

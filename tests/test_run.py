@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .server_process import REPO, ServerProcess
+from .server_process import REPO, ServerProcess, worker_answers
 from .throwaway_redis import free_port
 
 SLOW_APP = "tests.slow_app:create_slow_app()"
@@ -41,17 +41,6 @@ def test_signal_finishes_in_flight_requests_then_exits_zero(
         assert "cache closed" in server.output()  # after_serving ran
         with pytest.raises(httpx.ConnectError):
             httpx.get(server.base_url + "/healthz", timeout=1)
-
-
-def worker_answers(server: ServerProcess, workers: int) -> dict[int, dict[str, str]]:
-    """`/test/pid` from each worker (pid -> answer), or from as many as answered in 20 s."""
-    answers: dict[int, dict[str, str]] = {}
-    deadline = time.monotonic() + 20
-    while len(answers) < workers and time.monotonic() < deadline:
-        # A new connection each time, so the kernel can hand it to either worker.
-        answer = httpx.get(server.base_url + "/test/pid", timeout=5).json()
-        answers[answer["pid"]] = answer
-    return answers
 
 
 def test_two_workers_really_run(tmp_path: Path) -> None:
