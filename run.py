@@ -29,7 +29,7 @@ from hypercorn.asyncio.run import asyncio_worker, uvloop_worker
 from hypercorn.config import Config
 from hypercorn.run import run
 
-from quart_app import create_app
+from quart_app import create_app, serving
 from quart_app.config import (
     as_int,
     as_optional_text,
@@ -195,6 +195,7 @@ def build_config(args: argparse.Namespace) -> Config:
 
 
 def main(argv: list[str]) -> int:
+    serving.install()
     try:
         config = build_config(parse_args(argv))
         create_app()  # fail here, once and readably, rather than in every worker
@@ -221,6 +222,7 @@ def run_worker(config: Config, shutdown: Any, parent_pid: int) -> None:
                 return
 
     threading.Thread(target=stop_when_orphaned, name="parent-watch", daemon=True).start()
+    serving.install()  # a spawned process: run.py's main() did not run here
     WORKER_FUNCTIONS[config.worker_class](config=config, sockets=None, shutdown_event=shutdown)
 
 

@@ -1,0 +1,78 @@
+"""run.py's repair of hypercorn 0.18: a connection is never closed under a request it has read.
+
+hypercorn closes an idle keep-alive connection from a task of its own, when a stop begins
+(SIGTERM) or when `keep_alive_timeout` expires, while the connection's reader task may have
+just read a request. That request then runs (an insert commits and is logged 201) but the
+socket is closed before its answer: the client sees a closed connection, and one that retries
+without an id stores the row twice. Measured: 3 or 4 of every few hundred inserts at a
+SIGTERM under load (tests/test_run_shutdown.py).
+
+Here the close and the reading of a request exclude each other. Both run on the event loop
+without an `await` between the check and the act, so no third outcome exists: either the
+request was read first (the close is skipped; the request is answered, and its end closes
+the connection when stopping, or starts the idle timer again), or the close was decided
+first (bytes read afterwards are dropped unparsed: the request never runs, and the client
+sees a closed connection it may safely retry on).
+
+`install()` swaps the connection class in hypercorn's asyncio worker; run.py calls it in
+every process that serves. It is checked against the hypercorn version it was written for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from importlib.metadata import version
+from ssl import SSLError
+
+import h11
+from hypercorn.asyncio import run as hypercorn_asyncio_run
+from hypercorn.asyncio.tcp_server import MAX_RECV, TCPServer
+from hypercorn.events import Closed, RawData
+from hypercorn.protocol.h11 import H11Protocol
+
+#: The hypercorn whose TCPServer internals (`_read_data`, `_initiate_server_close`) this
+#: module overrides; requirements.txt pins it.
+HYPERCORN_VERSION = "0.18.0"
+
+
+class AnsweringTCPServer(TCPServer):
+    """hypercorn's connection, closing on idleness only while no request has been read."""
+
+    _closing = False
+
+    async def _initiate_server_close(self) -> None:
+        if self._request_read():
+            return  # answered first; then closed (stopping) or kept (keep-alive)
+        self._closing = True
+        await super()._initiate_server_close()
+
+    def _request_read(self) -> bool:
+        protocol = self.protocol.protocol
+        if not isinstance(protocol, H11Protocol):
+            return False  # HTTP/2 (TLS or h2c upgrade) keeps hypercorn's own handling
+        return protocol.stream is not None or protocol.connection.their_state is not h11.IDLE
+
+    async def _read_data(self) -> None:
+        # hypercorn's loop, plus the `_closing` check between reading bytes and parsing them.
+        while not self.reader.at_eof():
+            try:
+                data = await asyncio.wait_for(self.reader.read(MAX_RECV), self.config.read_timeout)
+            except (TimeoutError, ConnectionError, OSError, SSLError):
+                break
+            if self._closing:
+                break
+            await self.protocol.handle(RawData(data))
+        await self.protocol.handle(Closed())
+
+
+def install() -> None:
+    """Serve every connection of hypercorn's asyncio workers with `AnsweringTCPServer`."""
+    installed = version("hypercorn")
+    if installed != HYPERCORN_VERSION:
+        raise RuntimeError(f"quart_app.serving overrides hypercorn {HYPERCORN_VERSION}'s "
+                           f"connection class; {installed} is installed: check it again")
+    hypercorn_asyncio_run.TCPServer = AnsweringTCPServer  # type: ignore[misc]
+
+
+def installed() -> bool:
+    return hypercorn_asyncio_run.TCPServer is AnsweringTCPServer
