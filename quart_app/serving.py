@@ -71,8 +71,8 @@ def install() -> None:
     if installed != HYPERCORN_VERSION:
         raise RuntimeError(f"quart_app.serving overrides hypercorn {HYPERCORN_VERSION}'s "
                            f"connection class; {installed} is installed: check it again")
-    hypercorn_asyncio_run.TCPServer = AnsweringTCPServer  # type: ignore[misc]
+    hypercorn_asyncio_run.TCPServer = AnsweringTCPServer  # type: ignore[attr-defined]
 
 
 def installed() -> bool:
-    return hypercorn_asyncio_run.TCPServer is AnsweringTCPServer
+    return hypercorn_asyncio_run.TCPServer is AnsweringTCPServer  # type: ignore[attr-defined]
