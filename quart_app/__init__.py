@@ -10,7 +10,7 @@ from typing import Any
 from quart import Quart, Response
 from quart_schema import QuartSchema
 
-from . import request_id
+from . import request_id, serving
 from .blueprints.health import health
 from .blueprints.info import info_api
 from .blueprints.seed import seed
@@ -45,6 +45,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
         app.register_blueprint(seed)
     connect_receivers(app)
     _add_signal_bus(app)
+    serving.init_app(app)
     return app
 
 

@@ -1,4 +1,6 @@
-"""run.py's repair of hypercorn 0.18: a connection is never closed under a request it has read.
+"""How quart_app is served: run.py's repair of hypercorn 0.18, and what the app says without it.
+
+A connection is never closed under a request it has read.
 
 hypercorn closes an idle keep-alive connection from a task of its own, when a stop begins
 (SIGTERM) or when `keep_alive_timeout` expires, while the connection's reader task may have
@@ -16,19 +18,26 @@ sees a closed connection it may safely retry on).
 
 `install()` swaps the connection class in hypercorn's asyncio worker; run.py calls it in
 every process that serves. It is checked against the hypercorn version it was written for.
+
+Served any other way (`hypercorn "quart_app:create_app()"`), the app cannot know what run.py
+would have set, and `init_app` says so once, when the server starts it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 from importlib.metadata import version
 from ssl import SSLError
+from typing import Any
 
 import h11
 from hypercorn.asyncio import run as hypercorn_asyncio_run
 from hypercorn.asyncio.tcp_server import MAX_RECV, TCPServer
 from hypercorn.events import Closed, RawData
 from hypercorn.protocol.h11 import H11Protocol
+from quart import Quart
 
 #: The hypercorn whose TCPServer internals (`_read_data`, `_initiate_server_close`) this
 #: module overrides; requirements.txt pins it.
@@ -76,3 +85,32 @@ def install() -> None:
 
 def installed() -> bool:
     return hypercorn_asyncio_run.TCPServer is AnsweringTCPServer  # type: ignore[attr-defined]
+
+
+def init_app(app: Quart) -> None:
+    """Warn once, when an ASGI server starts the app, if that server is not run.py's.
+
+    The ASGI lifespan is the start-up only a server runs (tests start the app directly).
+    """
+    asgi_app = app.asgi_app
+
+    async def warn_at_start_up(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan" and not installed():
+            logging.getLogger("quart_app").warning(not_served_by_run_py())
+        await asgi_app(scope, receive, send)
+
+    app.asgi_app = warn_at_start_up  # type: ignore[method-assign]
+
+
+def not_served_by_run_py() -> str:
+    workers = ("the number of workers is unknown (QUART_WORKERS is not set), so nothing warns "
+               "that SimpleCache without SIGNALS_BUS_URL keeps invalidations inside one "
+               "worker; " if "QUART_WORKERS" not in os.environ else "")
+    return (
+        "served without run.py: " + workers + "settings.toml's [hypercorn] table is not read, "
+        "so hypercorn's own defaults apply unless given on its command line (backlog 100, "
+        "which overflows when 1,000 clients connect at once; keep_alive_timeout 5 s, which "
+        "races clients that drop idle connections after 5 s, as httpx does; "
+        "graceful_timeout 3 s); and a stop can run a request that arrives on an idle "
+        "keep-alive connection and drop its answer. Serve with `python run.py`"
+    )

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .server_process import REPO, ServerProcess, worker_answers
+from .server_process import REPO, ServerProcess, clean_env, worker_answers
 from .throwaway_redis import free_port
 
 SLOW_APP = "tests.slow_app:create_slow_app()"
@@ -70,6 +70,7 @@ def test_seed_routes_over_http(tmp_path: Path) -> None:
         assert httpx.get(server.base_url + "/").text == "index"
         assert httpx.get(server.base_url + "/get").text == "8888"
         assert server.stop() == 0
+        assert "served without run.py" not in server.output()
 
 
 def test_unreachable_redis_at_start_still_serves(tmp_path: Path) -> None:
@@ -123,13 +124,17 @@ def test_an_unsupported_worker_class_exits_with_one_clear_line(tmp_path: Path) -
     )
 
 
-def test_hypercorn_command_line_serves_the_factory(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [None, "2"], ids=["workers-unknown", "QUART_WORKERS=2"])
+def test_hypercorn_command_line_serves_the_factory_and_says_what_it_cannot_know(
+    tmp_path: Path, workers: str | None
+) -> None:
     port = free_port()
-    log = (tmp_path / "hypercorn.log").open("wb")
+    log_path = tmp_path / "hypercorn.log"
+    env = clean_env({"QUART_WORKERS": workers} if workers else {})
     process = subprocess.Popen(
         [sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}",
          "quart_app:create_app()"],
-        cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+        cwd=REPO, stdout=log_path.open("wb"), stderr=subprocess.STDOUT, env=env,
     )
     try:
         deadline = time.monotonic() + 20
@@ -145,6 +150,13 @@ def test_hypercorn_command_line_serves_the_factory(tmp_path: Path) -> None:
     finally:
         if process.poll() is None:
             process.kill()
+    warnings = [line for line in log_path.read_text().splitlines()
+                if "[WARNING] quart_app: served without run.py" in line]
+    assert len(warnings) == 1, log_path.read_text()
+    for unknown in ("[hypercorn] table is not read", "backlog 100", "keep_alive_timeout 5 s",
+                    "drop its answer"):
+        assert unknown in warnings[0]
+    assert ("number of workers is unknown" in warnings[0]) is (workers is None)
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
