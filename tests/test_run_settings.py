@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -147,3 +149,27 @@ def test_the_default_keep_alive_outlasts_common_clients_pools() -> None:
     moment races the client's next request, which then fails with a reset."""
     assert run.hypercorn_settings()["keep_alive_timeout"] > httpx.Limits().keepalive_expiry
     assert run.DEFAULTS["keep_alive_timeout"] > httpx.Limits().keepalive_expiry
+
+
+def test_an_idle_connection_outlives_a_clients_pool_expiry(tmp_path: Path) -> None:
+    """A client reuses a pooled connection up to its expiry (httpx: 5 s); the server must
+    still be listening on it then, or that request meets a closed socket."""
+    env = {"QUART_DATABASE_URL": f"sqlite:///{tmp_path / 'idle.sqlite3'}"}
+    with ServerProcess(env=env, log_dir=tmp_path) as server, \
+            socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
+        reader = connection.makefile("rb")
+        for info_id in (1, 2):
+            body = b'{"id": %d, "name": "idle", "money": "1.00"}' % info_id
+            connection.sendall(b"POST /api/info HTTP/1.1\r\nHost: test\r\nContent-Type: "
+                               b"application/json\r\nContent-Length: %d\r\n\r\n%s"
+                               % (len(body), body))
+            assert reader.readline().split()[1] == b"201"  # the second: not a closed socket
+            headers = {}
+            while (line := reader.readline()) != b"\r\n":
+                name, _, value = line.decode().partition(":")
+                headers[name.lower()] = value.strip()
+            reader.read(int(headers["content-length"]))
+            if info_id == 1:
+                # Idle as long as httpx keeps a pooled connection, and a little more.
+                time.sleep(httpx.Limits().keepalive_expiry + 0.5)
+        assert server.stop() == 0
