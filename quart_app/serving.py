@@ -37,6 +37,7 @@ from hypercorn.asyncio import run as hypercorn_asyncio_run
 from hypercorn.asyncio.tcp_server import MAX_RECV, TCPServer
 from hypercorn.events import Closed, RawData
 from hypercorn.protocol.h11 import H11Protocol
+from hypercorn.typing import AppWrapper
 from quart import Quart
 
 #: The hypercorn whose TCPServer internals (`_read_data`, `_initiate_server_close`) this
@@ -48,6 +49,9 @@ class AnsweringTCPServer(TCPServer):
     """hypercorn's connection, closing on idleness only while no request has been read."""
 
     _closing = False
+
+    def __init__(self, app: AppWrapper, *args: Any, **kwargs: Any) -> None:
+        super().__init__(CloseWhenStopping(app, self), *args, **kwargs)
 
     async def _initiate_server_close(self) -> None:
         if self._request_read():
@@ -72,6 +76,32 @@ class AnsweringTCPServer(TCPServer):
                 break
             await self.protocol.handle(RawData(data))
         await self.protocol.handle(Closed())
+
+
+class CloseWhenStopping:
+    """Answers sent once a stop has begun say `Connection: close`.
+
+    hypercorn closes the connection after such an answer anyway; saying so keeps the client
+    from sending its next request on it, where it would meet a closed socket.
+    """
+
+    def __init__(self, app: AppWrapper, server: TCPServer) -> None:
+        self.app = app
+        self.server = server
+
+    async def __call__(self, scope: Any, receive: Any, send: Any, sync_spawn: Any,
+                       call_soon: Any) -> None:
+        async def send_closing(message: Any) -> None:
+            if (message["type"] == "http.response.start"
+                    and self.server.context.terminated.is_set()):
+                headers = [*message.get("headers", ()), (b"connection", b"close")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        if scope["type"] == "http" and scope.get("http_version") in ("1.0", "1.1"):
+            await self.app(scope, receive, send_closing, sync_spawn, call_soon)
+        else:  # HTTP/2 has no Connection header; websockets and lifespan pass through
+            await self.app(scope, receive, send, sync_spawn, call_soon)
 
 
 def install() -> None:

@@ -38,6 +38,8 @@ def test_signal_finishes_in_flight_requests_then_exits_zero(
         assert exit_code == 0, server.output()
         assert results and results[0].status_code == 200
         assert results[0].json() == {"slept": 1.5}
+        # Answered after the stop began: the client is told not to reuse the connection.
+        assert results[0].headers["connection"] == "close"
         assert "cache closed" in server.output()  # after_serving ran
         with pytest.raises(httpx.ConnectError):
             httpx.get(server.base_url + "/healthz", timeout=1)
