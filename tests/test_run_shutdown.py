@@ -12,9 +12,11 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from .server_process import ServerProcess
 
-CLIENTS = 200
+CLIENTS = 400
 IDS_PER_CLIENT = 10_000
 
 
@@ -89,12 +91,15 @@ def stored_ids(database: Path) -> set[int]:
         return {row[0] for row in connection.execute("SELECT id FROM info")}
 
 
-def test_a_stop_under_load_answers_every_insert_it_executes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_stop_under_load_answers_every_insert_it_executes(
+    tmp_path: Path, workers: str
+) -> None:
     database = tmp_path / "stop.sqlite3"
     env = {"QUART_DATABASE_URL": f"sqlite:///{database}"}
     outcomes = Outcomes()
     started, done = threading.Event(), threading.Event()
-    with ServerProcess(env=env, log_dir=tmp_path) as server:
+    with ServerProcess("--workers", workers, env=env, log_dir=tmp_path) as server:
         clients = threading.Thread(target=run_clients,
                                    args=(server.port, outcomes, started, done))
         clients.start()
