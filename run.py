@@ -44,11 +44,11 @@ DEFAULTS: dict[str, Any] = {
     "bind": ["127.0.0.1:5000"],
     "workers": 1,
     "graceful_timeout": 10,
-    # Longer than any common client keeps an idle connection (httpx 5 s, Node 5 s, aiohttp
-    # 15 s, Go 90 s is the exception): a server that closes first races the client's next
-    # request, which then fails with a reset. 75 s is nginx's default; gunicorn's guidance is
-    # the same (keep-alive longer than whatever sits in front). A stop closes idle
-    # connections at once, so this never delays a shutdown.
+    # Longer than common clients keep an idle pooled connection (httpx 5 s, aiohttp 15 s):
+    # a server that closes first races the client's next request, which then fails with a
+    # reset. 75 s is nginx's default; gunicorn's docs likewise ask for more than the idle
+    # timeout of whatever sits in front. A stop closes idle connections at once, so this
+    # never delays a shutdown.
     "keep_alive_timeout": 75,
     "backlog": 2048,  # gunicorn's; hypercorn's 100 overflows when 1,000 clients connect at once
     "accesslog": None,
