@@ -6,8 +6,8 @@ hypercorn closes an idle keep-alive connection from a task of its own, when a st
 (SIGTERM) or when `keep_alive_timeout` expires, while the connection's reader task may have
 just read a request. That request then runs (an insert commits and is logged 201) but the
 socket is closed before its answer: the client sees a closed connection, and one that retries
-without an id stores the row twice. Measured with tests/test_run_shutdown.py's clients: 3 to
-49 inserts committed with their answer dropped per SIGTERM, out of a few hundred.
+without an id stores the row twice. Measured with tests/test_run_shutdown.py's clients: 1 to
+61 inserts committed with their answer dropped per SIGTERM, out of a few hundred.
 
 Here the close and the reading of a request exclude each other. Both run on the event loop
 without an `await` between the check and the act, so no third outcome exists: either the
