@@ -12,6 +12,7 @@ in-flight requests finish within `graceful_timeout`, run the app's `after_servin
 from __future__ import annotations
 
 import argparse
+import copy
 import importlib.util
 import ipaddress
 import os
@@ -198,15 +199,40 @@ def main(argv: list[str]) -> int:
     serving.install()
     try:
         config = build_config(parse_args(argv))
+        listen_error = cannot_listen(config)
+        if listen_error:
+            return refuse(listen_error)
         create_app()  # fail here, once and readably, rather than in every worker
     except ConfigError as error:
-        print(f"quart_app: {error}", file=sys.stderr)
-        return 2
+        return refuse(str(error))
     try:
         return run(config) if config.workers == 0 else serve_workers(config)
+    except OSError as error:  # the port was taken since the check
+        return refuse(f"cannot listen on {', '.join(config.bind)}: {error}")
+
+
+def refuse(message: str) -> int:
+    print(f"quart_app: {message}", file=sys.stderr)
+    return 2
+
+
+def cannot_listen(config: Config) -> str | None:
+    """Why `config.bind` cannot be listened on, if so, found before the app is built.
+
+    A busy port, or one this user may not open, then stops start-up with one line; a worker
+    that cannot bind would fail only after its app had opened its resources, and then never
+    exit. A bound socket that does not listen takes no connections, so closing these at
+    once is all the check costs. `fd://` sockets are the caller's: they are not touched.
+    """
+    probe = copy.copy(config)
+    probe.bind = [bind for bind in config.bind if not bind.startswith("fd://")]
+    try:
+        sockets = probe.create_sockets()
     except OSError as error:
-        print(f"quart_app: cannot listen on {', '.join(config.bind)}: {error}", file=sys.stderr)
-        return 2
+        return f"cannot listen on {', '.join(config.bind)}: {error}"
+    for sock in (*sockets.secure_sockets, *sockets.insecure_sockets, *sockets.quic_sockets):
+        sock.close()
+    return None
 
 
 def run_worker(config: Config, shutdown: Any, parent_pid: int) -> None:
@@ -228,12 +254,6 @@ def run_worker(config: Config, shutdown: Any, parent_pid: int) -> None:
 
 def serve_workers(config: Config) -> int:
     """Spawn `config.workers` workers that each bind their own SO_REUSEPORT socket."""
-    # Bind once here first: a worker that cannot bind fails only after the app's start-up
-    # has opened its resources, and then never exits. A bound socket that does not listen
-    # takes no connections, so closing these at once is all the check costs.
-    sockets = config.create_sockets()
-    for sock in (*sockets.secure_sockets, *sockets.insecure_sockets, *sockets.quic_sockets):
-        sock.close()
     context = get_context("spawn")
     shutdown = context.Event()
     # Workers ignore SIGINT (a terminal's Ctrl-C reaches the whole group): the parent alone
