@@ -31,7 +31,7 @@ HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", 
 
 # Keep in step with run.py.
 HYPERCORN_SETTINGS: dict[str, Any] = {
-    "keep_alive_timeout": 5,
+    "keep_alive_timeout": 75,
     "graceful_timeout": 10,
     "backlog": 2048,
     "accesslog": None,

@@ -10,7 +10,7 @@ from typing import Any
 from quart import Quart, Response
 from quart_schema import QuartSchema
 
-from . import instrumentation, request_id
+from . import instrumentation, request_id, serving
 from .blueprints import docs
 from .blueprints.health import health
 from .blueprints.metrics import metrics
@@ -61,6 +61,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     connect_receivers(app)
     instrumentation.count_inserts(app)
     _add_signal_bus(app)
+    serving.init_app(app)
     return app
 
 

@@ -9,6 +9,7 @@ single line naming the key, the value and what was expected.
 from __future__ import annotations
 
 import copy
+import difflib
 import importlib
 import os
 import tomllib
@@ -18,6 +19,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from flask.config import Config
+from quart import Quart
 
 from .errors import ConfigError
 
@@ -105,8 +107,16 @@ CACHE_TYPE_ALIASES: dict[str, str] = {
     "flask_caching.backends.nullcache": "NullCache",
 }
 
-# Keys the QUART_ prefix catches that are Quart's own command-line switches, not settings.
-_ENV_KEYS_NOT_SETTINGS = ("APP_SETTINGS", "APP")
+ENV_PREFIX = "QUART"
+# Names the QUART_ prefix catches that are not app settings: Quart's command line reads
+# QUART_APP and QUART_SKIP_DOTENV, and click gives `quart run`'s options QUART_RUN_*;
+# QUART_APP_* are this project's own switches (QUART_APP_SETTINGS, the tests'
+# QUART_APP_TEST_*); QUART_HYPERCORN__* is run.py's [hypercorn] table.
+_ENV_KEYS_NOT_SETTINGS = ("APP", "SKIP_DOTENV", "HYPERCORN")
+_ENV_PREFIXES_NOT_SETTINGS = ("APP_", "RUN_")
+# Settings read by Quart itself and by quart-schema, besides ours.
+_FOREIGN_SETTINGS = frozenset(Quart.default_config)
+_FOREIGN_SETTING_PREFIXES = ("QUART_SCHEMA_",)
 
 # Settings that may hold credentials, so they must come from the environment.
 _SECRET_KEYS = ("SECRET_KEY", "CACHE_REDIS_PASSWORD")
@@ -119,12 +129,53 @@ def load_config(config: Config, overrides: Mapping[str, Any] | None = None) -> N
     file_values = read_settings_file(settings_file_path())
     refuse_secrets_in_file(file_values)
     deep_merge(config, file_values)
-    config.from_prefixed_env("QUART")
-    for key in _ENV_KEYS_NOT_SETTINGS:
-        config.pop(key, None)
+    deep_merge(config, app_environment())
     if overrides:
         deep_merge(config, {key: value for key, value in overrides.items() if key.isupper()})
     validate(config)
+
+
+def environment_values() -> dict[str, Any]:
+    """Every `QUART_*` variable, parsed as Flask's `from_prefixed_env` does (JSON values,
+    `__` for nested tables), before anything decides which of them are settings."""
+    scratch = Config(root_path=".")
+    scratch.from_prefixed_env(ENV_PREFIX)
+    return dict(scratch)
+
+
+def app_environment() -> dict[str, Any]:
+    """The environment layer of the app's settings; an unknown name stops start-up.
+
+    A misspelt name would otherwise be ignored in silence (QUART_DATABSE_URL and the app
+    runs on SQLite), so it is refused, naming the closest setting. Unknown `CACHE_*` names
+    are left to `validate`, which lists the cache settings there are.
+    """
+    values = {key: value for key, value in environment_values().items()
+              if key not in _ENV_KEYS_NOT_SETTINGS
+              and not key.startswith(_ENV_PREFIXES_NOT_SETTINGS)}
+    for key in sorted(values):
+        if (key in DEFAULTS or key in _FOREIGN_SETTINGS or key.startswith("CACHE_")
+                or key.startswith(_FOREIGN_SETTING_PREFIXES)):
+            continue
+        raise ConfigError(f"{ENV_PREFIX}_{key}", "<hidden>",
+                          f"a known setting{_did_you_mean(key)}")
+    return values
+
+
+def _did_you_mean(key: str) -> str:
+    if key.startswith("HYPERCORN_"):
+        return f" (did you mean {ENV_PREFIX}_HYPERCORN__{key.removeprefix('HYPERCORN_')}?)"
+    close = difflib.get_close_matches(key, [*DEFAULTS, *_FOREIGN_SETTINGS], n=1)
+    return f" (did you mean {ENV_PREFIX}_{close[0]}?)" if close else ""
+
+
+def hypercorn_environment() -> dict[str, Any]:
+    """run.py's `[hypercorn]` keys from the environment: `QUART_HYPERCORN__WORKERS=2`."""
+    table = environment_values().get("HYPERCORN", {})
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{ENV_PREFIX}_HYPERCORN", table,
+                          f"a table: set its keys, as in {ENV_PREFIX}_HYPERCORN__WORKERS=2")
+    return {str(key).lower(): value for key, value in table.items()}
 
 
 def settings_file_path() -> Path | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -17,14 +18,33 @@ from .throwaway_redis import free_port
 REPO = Path(__file__).resolve().parent.parent
 
 
+def clean_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment without the developer's QUART_* settings, plus `env`."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("QUART_")},
+            **(env or {})}
+
+
+def run_py(*args: str, env: dict[str, str] | None = None,
+           prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """`python run.py ARGS` that is expected to exit by itself (a refused setting)."""
+    return subprocess.run([*prefix, sys.executable, "run.py", *args], cwd=REPO,
+                          env=clean_env(env), capture_output=True, text=True, timeout=60)
+
+
 class ServerProcess:
-    def __init__(self, *args: str, env: dict[str, str] | None = None, log_dir: Path) -> None:
+    """`python run.py` on a free port, given as `--bind` or, with `bind_in_env`, as
+    QUART_HYPERCORN__BIND."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None, log_dir: Path,
+                 bind_in_env: bool = False) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / f"server-{self.port}.log"
-        self.args = [sys.executable, "run.py", "--bind", f"127.0.0.1:{self.port}", *args]
-        self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("QUART_")},
-                    **(env or {})}
+        bind = f"127.0.0.1:{self.port}"
+        self.args = [sys.executable, "run.py", *([] if bind_in_env else ["--bind", bind]), *args]
+        self.env = clean_env(env)
+        if bind_in_env:
+            self.env["QUART_HYPERCORN__BIND"] = json.dumps([bind])
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, wait_path: str = "/healthz", timeout: float = 20) -> None:
@@ -63,3 +83,14 @@ class ServerProcess:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(10)
+
+
+def worker_answers(server: ServerProcess, workers: int) -> dict[int, dict[str, str]]:
+    """`/test/pid` from each worker (pid -> answer), or from as many as answered in 20 s."""
+    answers: dict[int, dict[str, str]] = {}
+    deadline = time.monotonic() + 20
+    while len(answers) < workers and time.monotonic() < deadline:
+        # A new connection each time, so the kernel can hand it to either worker.
+        answer = httpx.get(server.base_url + "/test/pid", timeout=5).json()
+        answers[answer["pid"]] = answer
+    return answers

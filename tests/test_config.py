@@ -176,3 +176,37 @@ def test_broken_settings_file_is_an_error(settings_file: Path) -> None:
     settings_file.write_text("CACHE_TYPE = \n")
     with pytest.raises(ConfigError, match="a readable TOML file"):
         create_app()
+
+
+@pytest.mark.parametrize(
+    ("name", "suggestion"),
+    [("QUART_CAHCE_TYPE", " (did you mean QUART_CACHE_TYPE?)"),
+     ("QUART_DATABSE_URL", " (did you mean QUART_DATABASE_URL?)"),
+     ("QUART_HYPERCORN_WORKERS", " (did you mean QUART_HYPERCORN__WORKERS?)"),
+     ("QUART_NOTHING_LIKE_IT", "")],
+)
+def test_an_unknown_environment_name_stops_start_up(
+    monkeypatch: pytest.MonkeyPatch, name: str, suggestion: str
+) -> None:
+    monkeypatch.setenv(name, "mysql://root:hunter2@h/db")
+    with pytest.raises(ConfigError) as raised:
+        create_app()
+    assert str(raised.value) == (
+        f"bad setting {name} = '<hidden>': expected a known setting{suggestion}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("QUART_APP_SETTINGS", None), ("QUART_APP", "quart_app:create_app()"),
+     ("QUART_APP_TEST_REDIS_URL", "redis://x"), ("QUART_WORKERS", "2"),
+     ("QUART_HYPERCORN__WORKERS", "2"), ("QUART_RUN_PORT", "5000"),
+     ("QUART_SKIP_DOTENV", "1"), ("QUART_DEBUG", "false"), ("QUART_TESTING", "true"),
+     ("QUART_BODY_TIMEOUT", "30"), ("QUART_QUART_SCHEMA_CONVERT_CASING", "true")],
+)
+def test_names_of_quart_and_of_this_project_are_known(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str | None
+) -> None:
+    monkeypatch.setenv(name, value or str(Path(__file__).parent.parent / "settings.toml"))
+    app = create_app()
+    assert "HYPERCORN" not in app.config and "RUN_PORT" not in app.config

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .server_process import REPO, ServerProcess
+from .server_process import REPO, ServerProcess, clean_env, worker_answers
 from .throwaway_redis import free_port
 
 SLOW_APP = "tests.slow_app:create_slow_app()"
@@ -38,20 +38,11 @@ def test_signal_finishes_in_flight_requests_then_exits_zero(
         assert exit_code == 0, server.output()
         assert results and results[0].status_code == 200
         assert results[0].json() == {"slept": 1.5}
+        # Answered after the stop began: the client is told not to reuse the connection.
+        assert results[0].headers["connection"] == "close"
         assert "cache closed" in server.output()  # after_serving ran
         with pytest.raises(httpx.ConnectError):
             httpx.get(server.base_url + "/healthz", timeout=1)
-
-
-def worker_answers(server: ServerProcess, workers: int) -> dict[int, dict[str, str]]:
-    """`/test/pid` from each worker (pid -> answer), or from as many as answered in 20 s."""
-    answers: dict[int, dict[str, str]] = {}
-    deadline = time.monotonic() + 20
-    while len(answers) < workers and time.monotonic() < deadline:
-        # A new connection each time, so the kernel can hand it to either worker.
-        answer = httpx.get(server.base_url + "/test/pid", timeout=5).json()
-        answers[answer["pid"]] = answer
-    return answers
 
 
 def test_two_workers_really_run(tmp_path: Path) -> None:
@@ -81,6 +72,7 @@ def test_seed_routes_over_http(tmp_path: Path) -> None:
         assert httpx.get(server.base_url + "/").text == "index"
         assert httpx.get(server.base_url + "/get").text == "8888"
         assert server.stop() == 0
+        assert "served without run.py" not in server.output()
 
 
 def test_unreachable_redis_at_start_still_serves(tmp_path: Path) -> None:
@@ -136,13 +128,17 @@ def test_an_unsupported_worker_class_exits_with_one_clear_line(tmp_path: Path) -
     )
 
 
-def test_hypercorn_command_line_serves_the_factory(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [None, "2"], ids=["workers-unknown", "QUART_WORKERS=2"])
+def test_hypercorn_command_line_serves_the_factory_and_says_what_it_cannot_know(
+    tmp_path: Path, workers: str | None
+) -> None:
     port = free_port()
-    log = (tmp_path / "hypercorn.log").open("wb")
+    log_path = tmp_path / "hypercorn.log"
+    env = clean_env({"QUART_WORKERS": workers} if workers else {})
     process = subprocess.Popen(
         [sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}",
          "quart_app:create_app()"],
-        cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+        cwd=REPO, stdout=log_path.open("wb"), stderr=subprocess.STDOUT, env=env,
     )
     try:
         deadline = time.monotonic() + 20
@@ -158,6 +154,13 @@ def test_hypercorn_command_line_serves_the_factory(tmp_path: Path) -> None:
     finally:
         if process.poll() is None:
             process.kill()
+    warnings = [line for line in log_path.read_text().splitlines()
+                if "[WARNING] quart_app: served without run.py" in line]
+    assert len(warnings) == 1, log_path.read_text()
+    for unknown in ("[hypercorn] table is not read", "backlog 100", "keep_alive_timeout 5 s",
+                    "drop its answer"):
+        assert unknown in warnings[0]
+    assert ("number of workers is unknown" in warnings[0]) is (workers is None)
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
@@ -173,8 +176,9 @@ def test_a_busy_port_exits_with_one_clear_line(tmp_path: Path, workers: str) -> 
             cwd=REPO, capture_output=True, text=True, timeout=60,
         )
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == (
-        f"quart_app: cannot listen on 127.0.0.1:{port}: [Errno 98] Address already in use"
+    # One line: the port is tried before the app is built, so nothing is logged before it.
+    assert result.stderr == (
+        f"quart_app: cannot listen on 127.0.0.1:{port}: [Errno 98] Address already in use\n"
     )
 
 

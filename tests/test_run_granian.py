@@ -132,7 +132,7 @@ def test_a_busy_port_exits_2_with_one_line() -> None:
 
 
 @pytest.mark.parametrize("args, words", [
-    (("--server", "bogus"), "hypercorn.server = 'bogus'"),
+    (("--server", "bogus"), "--server = 'bogus'"),
     ((*GRANIAN, "--bind", "127.0.0.1:5000", "--bind", "127.0.0.1:5001"), "one HOST:PORT"),
 ], ids=["unknown-server", "two-binds"])
 def test_bad_server_settings_exit_2_with_one_line(args: tuple[str, ...], words: str) -> None:
