@@ -35,6 +35,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     """Build the app: defaults, settings file, QUART_* environment, then `config` (later wins)."""
     app = Quart(__name__)
     load_config(app.config, config)
+    if app.config["INSTANCE_PATH"]:
+        # Where the embedded SQLite database goes; by default Quart's instance folder:
+        # `instance/` beside the package in a checkout, `<prefix>/var/quart_app-instance`
+        # when installed (never inside site-packages).
+        app.instance_path = app.config["INSTANCE_PATH"]
     configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
     _ensure_secret_key(app)
     # ASGI middlewares, innermost first: fast hits answer inside the metrics (so they are

@@ -33,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "LOG_FORMAT": "text",
     "SECRET_KEY": None,
     "SEED_ROUTES": True,
+    "INSTANCE_PATH": None,
     # GET /metrics (Prometheus) and the counting behind it.
     "METRICS": True,
     "MAX_CONTENT_LENGTH": 64 * 1024,
@@ -369,6 +370,7 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "LOG_FORMAT": as_log_format,
     "SECRET_KEY": as_optional_text,
     "SEED_ROUTES": as_bool,
+    "INSTANCE_PATH": as_optional_text,
     "METRICS": as_bool,
     "MAX_CONTENT_LENGTH": lambda key, value: as_int(key, value, minimum=1),
     "BULK_MAX_ROWS": lambda key, value: as_int(key, value, minimum=1),

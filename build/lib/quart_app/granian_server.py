@@ -1,0 +1,120 @@
+"""Serving quart_app on granian, with the promises run.py makes on hypercorn.
+
+Why a second server: on this project's 2-core machine hypercorn's own HTTP handling caps any
+app near the Flask original's request rate, while granian's (Rust) HTTP layer leaves nearly
+all of the time to the app (bench/README.md has the figures). hypercorn stays the default;
+`python run.py --server granian` picks this one.
+
+What run.py's `[hypercorn]` settings become here:
+- `bind`: one `HOST:PORT` (granian listens on one address; several are refused);
+- `workers`: granian's worker processes; they share one listening socket;
+- `backlog`: granian's backlog (granian refuses less than 128);
+- `graceful_timeout`: SIGTERM/SIGINT stop accepting, in-flight requests finish, and a worker
+  still busy after this many seconds is killed (granian's `workers_kill_timeout`);
+- `keep_alive_timeout`: granian has no idle timeout for HTTP/1 keep-alive connections (they
+  stay open until the client closes them); `0` turns keep-alive off;
+- `worker_class`: `"uvloop"` runs the workers on uvloop, `"asyncio"` on asyncio's loop;
+- `accesslog`: any value turns granian's access log on (it writes to its own logger);
+- `read_timeout`: the seconds granian waits for a request's headers.
+
+Granian's workers keep serving when their parent dies; the factory here (`worker_app`) starts
+a thread in each worker that stops it gracefully once the parent is gone, as run.py's
+hypercorn workers do.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import ConfigError
+
+APPLICATION_ENV = "QUART_APP_GRANIAN_APPLICATION"
+PARENT_ENV = "QUART_APP_GRANIAN_PARENT"
+PARENT_CHECK_INTERVAL = 1.0
+MIN_BACKLOG = 128
+# Keys of the [hypercorn] table that only hypercorn understands: accepted by run.py and
+# ignored here, because a deployment may switch servers without editing its settings.
+HYPERCORN_ONLY = {"errorlog", "h11_max_incomplete_size", "access_log_format"}
+
+
+def split_bind(bind: list[str]) -> tuple[str, int]:
+    """The one `HOST:PORT` granian listens on (run.py has already checked its form)."""
+    if len(bind) != 1:
+        raise ConfigError("hypercorn.bind", bind, "one HOST:PORT with --server granian")
+    host, _, port = bind[0].rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def server_options(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """granian `Server` keyword arguments for run.py's serving settings."""
+    from granian.constants import Interfaces, Loops
+    from granian.http import HTTP1Settings
+
+    host, port = split_bind(list(settings["bind"]))
+    backlog = int(settings.get("backlog", 2048))
+    if backlog < MIN_BACKLOG:
+        raise ConfigError("hypercorn.backlog", backlog, f"at least {MIN_BACKLOG} with granian")
+    keep_alive = float(settings.get("keep_alive_timeout", 1)) > 0
+    http1 = HTTP1Settings(keep_alive=keep_alive)
+    read_timeout = settings.get("read_timeout")
+    if read_timeout is not None:
+        http1.header_read_timeout = max(1, min(60_000, int(float(read_timeout) * 1000)))
+    loop = Loops.uvloop if settings.get("worker_class") == "uvloop" else Loops.asyncio
+    return {
+        "address": host,
+        "port": port,
+        "interface": Interfaces.ASGI,
+        "workers": int(settings["workers"]),
+        "backlog": backlog,
+        "http1_settings": http1,
+        "loop": loop,
+        "log_access": settings.get("accesslog") is not None,
+        "workers_kill_timeout": max(1, round(float(settings.get("graceful_timeout", 10)))),
+        "factory": True,
+    }
+
+
+def serve(settings: Mapping[str, Any], application: str) -> int:
+    """Serve `application` (`module:callable()` or `module:attribute`) until SIGTERM/SIGINT."""
+    from granian.server import Server
+
+    options = server_options(settings)
+    os.environ[APPLICATION_ENV] = application
+    os.environ[PARENT_ENV] = str(os.getpid())
+    server = Server(f"{__name__}:worker_app", **options)
+    try:
+        server.serve()
+    except RuntimeError as error:  # granian reports a socket it cannot bind this way
+        raise OSError(str(error)) from None
+    # granian exits the process itself (code 1) when a worker fails; reaching here is a stop.
+    return 0
+
+
+def worker_app() -> Any:
+    """The app for one granian worker, which stops itself when run.py's process is gone."""
+    parent = int(os.environ.get(PARENT_ENV, "0"))
+    if parent:
+        threading.Thread(target=_stop_when_orphaned, args=(os.getppid(),),
+                         name="parent-watch", daemon=True).start()
+    return load_application(os.environ.get(APPLICATION_ENV, "quart_app:create_app()"))
+
+
+def load_application(application: str) -> Any:
+    module_name, _, attribute = application.partition(":")
+    call = attribute.endswith("()")
+    target = getattr(importlib.import_module(module_name), attribute.removesuffix("()"))
+    return target() if call else target
+
+
+def _stop_when_orphaned(parent_pid: int) -> None:
+    while True:
+        threading.Event().wait(PARENT_CHECK_INTERVAL)
+        if os.getppid() != parent_pid:
+            # granian's worker stops gracefully on SIGTERM: in-flight requests finish.
+            os.kill(os.getpid(), signal.SIGTERM)
+            return

@@ -1,0 +1,146 @@
+"""How quart_app is served: run.py's repair of hypercorn 0.18, and what the app says without it.
+
+A connection is never closed under a request it has read.
+
+hypercorn closes an idle keep-alive connection from a task of its own, when a stop begins
+(SIGTERM) or when `keep_alive_timeout` expires, while the connection's reader task may have
+just read a request. That request then runs (an insert commits and is logged 201) but the
+socket is closed before its answer: the client sees a closed connection, and one that retries
+without an id stores the row twice. Measured with tests/test_run_shutdown.py's clients: 1 to
+61 inserts committed with their answer dropped per SIGTERM, out of a few hundred.
+
+Here the close and the reading of a request exclude each other. Both run on the event loop
+without an `await` between the check and the act, so no third outcome exists: either the
+request was read first (the close is skipped; the request is answered, and its end closes
+the connection when stopping, or starts the idle timer again), or the close was decided
+first (bytes read afterwards are dropped unparsed: the request never runs, and the client
+sees a closed connection it may safely retry on).
+
+`install()` swaps the connection class in hypercorn's asyncio worker; run.py calls it in
+every process that serves. It is checked against the hypercorn version it was written for.
+
+Served any other way (`hypercorn "quart_app:create_app()"`), the app cannot know what run.py
+would have set, and `init_app` says so once, when the server starts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from importlib.metadata import version
+from ssl import SSLError
+from typing import Any
+
+import h11
+from hypercorn.asyncio import run as hypercorn_asyncio_run
+from hypercorn.asyncio.tcp_server import MAX_RECV, TCPServer
+from hypercorn.events import Closed, RawData
+from hypercorn.protocol.h11 import H11Protocol
+from hypercorn.typing import AppWrapper
+from quart import Quart
+
+#: The hypercorn whose TCPServer internals (`_read_data`, `_initiate_server_close`) this
+#: module overrides; requirements.txt pins it.
+HYPERCORN_VERSION = "0.18.0"
+
+
+class AnsweringTCPServer(TCPServer):
+    """hypercorn's connection, closing on idleness only while no request has been read."""
+
+    _closing = False
+
+    def __init__(self, app: AppWrapper, *args: Any, **kwargs: Any) -> None:
+        super().__init__(CloseWhenStopping(app, self), *args, **kwargs)
+
+    async def _initiate_server_close(self) -> None:
+        if self._request_read():
+            return  # answered first; then closed (stopping) or kept (keep-alive)
+        self._closing = True
+        await super()._initiate_server_close()
+
+    def _request_read(self) -> bool:
+        protocol = self.protocol.protocol
+        if not isinstance(protocol, H11Protocol):
+            return False  # HTTP/2 (TLS or h2c upgrade) keeps hypercorn's own handling
+        return protocol.stream is not None or protocol.connection.their_state is not h11.IDLE
+
+    async def _read_data(self) -> None:
+        # hypercorn's loop, plus the `_closing` check between reading bytes and parsing them.
+        while not self.reader.at_eof():
+            try:
+                data = await asyncio.wait_for(self.reader.read(MAX_RECV), self.config.read_timeout)
+            except (TimeoutError, ConnectionError, OSError, SSLError):
+                break
+            if self._closing:
+                break
+            await self.protocol.handle(RawData(data))
+        await self.protocol.handle(Closed())
+
+
+class CloseWhenStopping:
+    """Answers sent once a stop has begun say `Connection: close`.
+
+    hypercorn closes the connection after such an answer anyway; saying so keeps the client
+    from sending its next request on it, where it would meet a closed socket.
+    """
+
+    def __init__(self, app: AppWrapper, server: TCPServer) -> None:
+        self.app = app
+        self.server = server
+
+    async def __call__(self, scope: Any, receive: Any, send: Any, sync_spawn: Any,
+                       call_soon: Any) -> None:
+        async def send_closing(message: Any) -> None:
+            if (message["type"] == "http.response.start"
+                    and self.server.context.terminated.is_set()):
+                headers = [*message.get("headers", ()), (b"connection", b"close")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        if scope["type"] == "http" and scope.get("http_version") in ("1.0", "1.1"):
+            await self.app(scope, receive, send_closing, sync_spawn, call_soon)
+        else:  # HTTP/2 has no Connection header; websockets and lifespan pass through
+            await self.app(scope, receive, send, sync_spawn, call_soon)
+
+
+def install() -> None:
+    """Serve every connection of hypercorn's asyncio workers with `AnsweringTCPServer`."""
+    installed = version("hypercorn")
+    if installed != HYPERCORN_VERSION:
+        raise RuntimeError(f"quart_app.serving overrides hypercorn {HYPERCORN_VERSION}'s "
+                           f"connection class; {installed} is installed: check it again")
+    hypercorn_asyncio_run.TCPServer = AnsweringTCPServer  # type: ignore[attr-defined]
+
+
+def installed() -> bool:
+    return hypercorn_asyncio_run.TCPServer is AnsweringTCPServer  # type: ignore[attr-defined]
+
+
+def init_app(app: Quart) -> None:
+    """Warn once, when an ASGI server starts the app, if that server is not run.py's.
+
+    The ASGI lifespan is the start-up only a server runs (tests start the app directly).
+    """
+    asgi_app = app.asgi_app
+
+    async def warn_at_start_up(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan" and not installed():
+            logging.getLogger("quart_app").warning(not_served_by_run_py())
+        await asgi_app(scope, receive, send)
+
+    app.asgi_app = warn_at_start_up  # type: ignore[method-assign]
+
+
+def not_served_by_run_py() -> str:
+    workers = ("the number of workers is unknown (QUART_WORKERS is not set), so nothing warns "
+               "that SimpleCache without SIGNALS_BUS_URL keeps invalidations inside one "
+               "worker; " if "QUART_WORKERS" not in os.environ else "")
+    return (
+        "served without run.py: " + workers + "settings.toml's [hypercorn] table is not read, "
+        "so hypercorn's own defaults apply unless given on its command line (backlog 100, "
+        "which overflows when 1,000 clients connect at once; keep_alive_timeout 5 s, which "
+        "races clients that drop idle connections after 5 s, as httpx does; "
+        "graceful_timeout 3 s); and a stop can run a request that arrives on an idle "
+        "keep-alive connection and drop its answer. Serve with `python run.py`"
+    )
