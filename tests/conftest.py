@@ -92,3 +92,11 @@ async def app(app_config: dict[str, Any]) -> AsyncIterator[Quart]:
 @pytest.fixture
 def client(app: Quart) -> QuartClient:
     return app.test_client()
+
+
+@pytest.fixture(params=["hypercorn", "granian"])
+def server_flags(request: pytest.FixtureRequest) -> tuple[str, ...]:
+    """run.py's flags for each server it can serve on (process tests run on both)."""
+    if request.param == "granian":
+        pytest.importorskip("granian")
+    return ("--server", request.param)

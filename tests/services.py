@@ -72,20 +72,3 @@ def require_service(name: str, url: str) -> str:
     if running_under_ci():
         pytest.fail(f"{reason}, and CI=true makes a missing service a failure", pytrace=False)
     pytest.skip(reason)
-
-
-def reset_mysql_table(url: str) -> None:
-    """Start a test from an empty `info` table in the database `url` names."""
-    import pymysql  # only runs that reached MariaDB get here
-
-    parts = urlsplit(url)
-    database = parts.path.lstrip("/")
-    connection = pymysql.connect(host=parts.hostname, port=parts.port or 3306,
-                                 user=parts.username or "root", password=parts.password or "")
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{database}`")
-            cursor.execute(f"DROP TABLE IF EXISTS `{database}`.info")
-        connection.commit()
-    finally:
-        connection.close()

@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 
 from .server_process import ServerProcess
-from .services import MYSQL_URL, REDIS_URL, forget_redis_prefix, require_service, reset_mysql_table
+from .services import MYSQL_URL, REDIS_URL, forget_redis_prefix, require_service
+from .support import reset_mysql_table
 
 
 def test_two_workers_read_each_change_at_once(tmp_path: Path) -> None:

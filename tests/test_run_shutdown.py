@@ -93,13 +93,13 @@ def stored_ids(database: Path) -> set[int]:
 
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_a_stop_under_load_answers_every_insert_it_executes(
-    tmp_path: Path, workers: str
+    tmp_path: Path, workers: str, server_flags: tuple[str, ...]
 ) -> None:
     database = tmp_path / "stop.sqlite3"
     env = {"QUART_DATABASE_URL": f"sqlite:///{database}"}
     outcomes = Outcomes()
     started, done = threading.Event(), threading.Event()
-    with ServerProcess("--workers", workers, env=env, log_dir=tmp_path) as server:
+    with ServerProcess(*server_flags, "--workers", workers, env=env, log_dir=tmp_path) as server:
         clients = threading.Thread(target=run_clients,
                                    args=(server.port, outcomes, started, done))
         clients.start()

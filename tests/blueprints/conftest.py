@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from ..services import MYSQL_URL, require_service, reset_mysql_table
+from ..services import MYSQL_URL, require_service
+from ..support import reset_mysql_table
 
 
 @pytest.fixture(params=["sqlite", "mariadb"])

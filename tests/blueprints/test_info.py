@@ -16,23 +16,7 @@ from quart_app import create_app
 from quart_app.dispatch import receiver
 from quart_app.signals import info_insert_failed, info_inserted, info_will_insert
 
-from ..services import MYSQL_URL, require_service
-from ..support import reset_mysql_table
 from ..throwaway_redis import ThrowawayRedis, free_port
-
-
-@pytest.fixture(params=["sqlite", "mariadb"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'info.sqlite3'}"
-    url = require_service("MariaDB", MYSQL_URL)
-    reset_mysql_table(url)
-    return url
-
-
-@pytest.fixture
-def app_config(cache_config: dict[str, Any], database_url: str) -> dict[str, Any]:
-    return {**cache_config, "DATABASE_URL": database_url}
 
 
 async def post(client: QuartClient, **fields: Any) -> Any:
