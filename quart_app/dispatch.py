@@ -42,6 +42,7 @@ from quart import Quart, current_app, has_app_context
 from quart.utils import run_sync
 
 from .metrics import count_receiver_error
+from .names import qualified_name
 
 logger = logging.getLogger("quart_app.dispatch")
 
@@ -76,11 +77,7 @@ def real_app(app: _Sender) -> _Sender:
     return unwrap() if unwrap is not None else app
 
 
-def receiver_name(function: Callable[..., Any]) -> str:
-    # A callable object has neither name of its own: it is named after its class.
-    module = getattr(function, "__module__", None) or type(function).__module__
-    name = getattr(function, "__qualname__", None) or type(function).__qualname__
-    return f"{module}.{name}"
+receiver_name = qualified_name  # the name a receiver is logged and counted under
 
 
 @dataclass(slots=True)

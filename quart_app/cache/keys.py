@@ -35,11 +35,6 @@ _DEFAULT_REPR: Any = object.__repr__
 QueryPairs = list[tuple[str, str]]
 
 
-def qualified_name(function: Callable[..., Any]) -> str:
-    """`module.qualname`: names a decorated function in keys and counts, the same everywhere."""
-    return f"{function.__module__}.{function.__qualname__}"
-
-
 #: A hashlib constructor, as Flask-Caching's `hash_method` (hashlib.md5, hashlib.sha1, ...).
 HashMethod = Callable[..., Any]
 

@@ -24,6 +24,7 @@ from typing import Any, ParamSpec, TypeVar, overload
 
 from quart import current_app
 
+from ..names import qualified_name
 from .generations import (
     Contended,
     Tokens,
@@ -41,7 +42,6 @@ from .keys import (
     arguments_digest,
     memo_keys,
     memo_scopes,
-    qualified_name,
     source_digest,
 )
 from .runtime import (

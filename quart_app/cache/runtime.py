@@ -11,8 +11,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from ..names import qualified_name
 from .client import CacheClient
-from .keys import digest, qualified_name
+from .keys import digest
 from .single_flight import LeasePolicy, SingleFlight, run_leased
 from .stats import CacheStats, Outcome
 

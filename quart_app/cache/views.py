@@ -33,6 +33,7 @@ from quart import (
 from quart.typing import ResponseTypes
 from werkzeug.exceptions import HTTPException
 
+from ..names import qualified_name
 from .client import MISSING, CacheClient
 from .generations import (
     Contended,
@@ -50,7 +51,6 @@ from .keys import (
     HashMethod,
     QueryArgs,
     digest,
-    qualified_name,
     query_args_pairs,
     sorted_query,
     source_digest,
