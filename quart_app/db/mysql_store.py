@@ -386,10 +386,28 @@ _ID_TYPE = (
     " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'info' AND COLUMN_NAME = 'id'"
 )
 _WIDEN_IDS = "ALTER TABLE info MODIFY id BIGINT NOT NULL AUTO_INCREMENT"
+# Earlier still, `seq` was the table's AUTO_INCREMENT column and `id` had none: MariaDB allows
+# one per table, so `seq` moves to the sequence (past its largest value) in the same ALTER.
+_SEQ_IS_AUTO = (
+    "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()"
+    " AND TABLE_NAME = 'info' AND COLUMN_NAME = 'seq' AND EXTRA LIKE '%%auto_increment%%'"
+)
+_SEQ_TO_SEQUENCE = ("ALTER TABLE info MODIFY seq BIGINT NOT NULL DEFAULT NEXTVAL(info_seq),"
+                    " MODIFY id BIGINT NOT NULL AUTO_INCREMENT")
 
 
 async def _widen_ids(cur: Any) -> None:
-    """Widen an older table's INT id to BIGINT (rows and the counter are kept)."""
+    """Bring an older table to today's shape, keeping its rows, ids and order."""
+    await cur.execute(_SEQ_IS_AUTO)
+    (seq_is_auto,) = await cur.fetchone()
+    if seq_is_auto:
+        log.warning("table info: seq moves from AUTO_INCREMENT to the info_seq sequence, id "
+                    "becomes BIGINT AUTO_INCREMENT (one ALTER TABLE)")
+        await cur.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM info")
+        (next_seq,) = await cur.fetchone()
+        await cur.execute(f"ALTER SEQUENCE info_seq RESTART WITH {int(next_seq)}")
+        await cur.execute(_SEQ_TO_SEQUENCE)
+        return
     await cur.execute(_ID_TYPE)
     row = await cur.fetchone()
     if row is not None and str(row[0]).lower() != "bigint":

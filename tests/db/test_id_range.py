@@ -49,6 +49,17 @@ CREATE TABLE info (
     UNIQUE KEY info_by_seq (seq)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_unicode_ci"""
 
+# Earlier still: `seq` was the AUTO_INCREMENT column and ids came only from clients.
+OLDEST_MYSQL_TABLE = """
+CREATE TABLE info (
+    id INT NOT NULL,
+    name VARCHAR(64) NOT NULL,
+    money DECIMAL(12, 2) NOT NULL,
+    seq BIGINT NOT NULL AUTO_INCREMENT,
+    PRIMARY KEY (id),
+    UNIQUE KEY seq (seq)
+) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4"""
+
 
 def open_store(url: str, tmp_path: Path) -> InfoStore:
     return create_store(url, PoolSettings(), base_dir=tmp_path)
@@ -186,6 +197,25 @@ async def test_an_older_mariadb_table_is_widened_keeping_its_rows(
         admin, "SELECT DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()"
                " AND TABLE_NAME = 'info' AND COLUMN_NAME = 'id'")
     assert data_type == "bigint"
+
+
+async def test_an_oldest_mariadb_table_with_an_auto_increment_seq_is_brought_up_to_date(
+    mysql_url: str, admin: Any, tmp_path: Path
+) -> None:
+    # Found by the benchmark's long-lived database: the id ALTER alone failed (error 1075,
+    # two AUTO_INCREMENT columns), so the app did not start at all.
+    await query(admin, OLDEST_MYSQL_TABLE)
+    await query(admin, "INSERT INTO info (id, name, money) VALUES (7, 'older', 1), "
+                       "(3, 'newer', 2)")
+    store = open_store(mysql_url, tmp_path)
+    await store.open()
+    try:
+        assigned = await store.insert(None, "newest", ONE)
+        assert assigned.id == 8  # after the largest id
+        page, _ = await store.list_page(10, None)
+        assert [row.name for row in page] == ["newest", "newer", "older"]  # order kept
+    finally:
+        await store.close()
 
 
 # --- the classification: a refusal is not an outage ---------------------------------------
