@@ -192,6 +192,10 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "errorlog": as_optional_text,
     "access_log_format": check_text,
     "server": check_server,
+    # hypercorn's own metrics, sent to a statsd server (hypercorn only)
+    "statsd_host": as_optional_text,
+    "statsd_prefix": check_text,
+    "dogstatsd_tags": check_text,
 }
 
 

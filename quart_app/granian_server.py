@@ -39,7 +39,8 @@ PARENT_CHECK_INTERVAL = 1.0
 MIN_BACKLOG = 128
 # Keys of the [hypercorn] table that only hypercorn understands: accepted by run.py and
 # ignored here, because a deployment may switch servers without editing its settings.
-HYPERCORN_ONLY = {"errorlog", "h11_max_incomplete_size", "access_log_format"}
+HYPERCORN_ONLY = {"errorlog", "h11_max_incomplete_size", "access_log_format", "statsd_host",
+                  "statsd_prefix", "dogstatsd_tags"}
 
 
 def split_bind(bind: list[str]) -> tuple[str, int]:

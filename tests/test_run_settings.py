@@ -122,8 +122,9 @@ def test_hypercorn_settings_come_from_the_environment(tmp_path: Path) -> None:
          "seconds > 0"),
         ("QUART_HYPERCORN__THREADS", "4",
          "bad setting QUART_HYPERCORN__THREADS = 4: expected one of access_log_format, "
-         "accesslog, backlog, bind, errorlog, graceful_timeout, h11_max_incomplete_size, "
-         "keep_alive_timeout, read_timeout, server, worker_class, workers"),
+         "accesslog, backlog, bind, dogstatsd_tags, errorlog, graceful_timeout, "
+         "h11_max_incomplete_size, keep_alive_timeout, read_timeout, server, statsd_host, "
+         "statsd_prefix, worker_class, workers"),
         ("QUART_HYPERCORN", "2",
          "bad setting QUART_HYPERCORN = 2: expected a table: set its keys, as in "
          "QUART_HYPERCORN__WORKERS=2"),
@@ -172,3 +173,12 @@ def test_an_idle_connection_outlives_a_clients_pool_expiry(tmp_path: Path) -> No
                 # Idle as long as httpx keeps a pooled connection, and a little more.
                 time.sleep(httpx.Limits().keepalive_expiry + 0.5)
         assert server.stop() == 0
+
+
+def test_hypercorn_statsd_settings_reach_its_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    from quart_app.cli import build_config, parse_args, serving_settings
+
+    monkeypatch.setenv("QUART_HYPERCORN__STATSD_HOST", '"127.0.0.1:8125"')
+    monkeypatch.setenv("QUART_HYPERCORN__STATSD_PREFIX", '"quart_app"')
+    config = build_config(serving_settings(parse_args([])), "quart_app:create_app()")
+    assert (config.statsd_host, config.statsd_prefix) == ("127.0.0.1:8125", "quart_app")

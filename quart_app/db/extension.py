@@ -7,6 +7,7 @@ from typing import Any, cast
 
 from quart import Quart, current_app, has_app_context
 
+from .factory import check_database_url, create_store
 from .pool_settings import PoolSettings
 from .store import InfoStore
 
@@ -51,8 +52,6 @@ class Database:
 
     async def _before_serving(self) -> None:
         # Runs inside the app context, so config changed after init_app is seen too.
-        from . import create_store
-
         url, settings = _read_settings(current_app.config)
         store = create_store(url, settings, base_dir=current_app.instance_path)
         await store.open()
@@ -76,8 +75,6 @@ def _current_app_key() -> int:
 
 
 def _read_settings(config: Mapping[str, Any]) -> tuple[str, PoolSettings]:
-    from . import check_database_url
-
     url = config.get("DATABASE_URL")
     check_database_url(url)
     assert isinstance(url, str)
