@@ -16,8 +16,8 @@ from .services import (
     REDIS_URL,
     forget_redis_prefix,
     require_service,
-    reset_mysql_table,
 )
+from .support import reset_mysql_table
 from .throwaway_mariadb import (  # noqa: F401  (fixtures)
     ThrowawayMariaDB,
     mariadb_datadir_template,

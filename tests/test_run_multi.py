@@ -18,8 +18,8 @@ from .services import (
     REDIS_URL,
     forget_redis_prefix,
     require_service,
-    reset_mysql_table,
 )
+from .support import reset_mysql_table
 from .throwaway_redis import ThrowawayRedis
 
 
