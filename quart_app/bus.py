@@ -347,8 +347,8 @@ class SignalBus:
     async def _deliver_in_order(self) -> None:
         while True:
             signal, kwargs = await self._deliveries.get()
-            self.delivered += 1
             await send_local(signal, self._app, remote=True, **kwargs)
+            self.delivered += 1  # its receivers have run
 
     def _evict(self, eviction: dict[str, Any], ack_list: str, own: bool) -> None:
         prefix, keys = eviction["prefix"], eviction["keys"]

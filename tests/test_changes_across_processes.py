@@ -86,6 +86,10 @@ async def two_apps(
         await wait_until(lambda: all(tier is None or tier.serving for tier in tiers))
         for row in ROWS:
             await write(first, "post", "/api/info", row)
+        if not shared:
+            # Over the bus the inserts reach `second` after `first` answered: a late one
+            # would invalidate what the test reads next.
+            await wait_until(lambda: second.extensions["signal_bus"].delivered >= len(ROWS))
         yield first, second
 
 
