@@ -11,7 +11,9 @@ from __future__ import annotations
 import copy
 import difflib
 import importlib
+import math
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping, MutableMapping
 from pathlib import Path
@@ -235,32 +237,56 @@ def deep_merge(target: MutableMapping[str, Any], source: Mapping[str, Any]) -> N
 # --- validation -------------------------------------------------------------------------
 
 
+# The words a boolean setting may be spelt with (any case, surrounding spaces ignored): the
+# environment's JSON gives true/false, but people write "yes" and "on" in files and shells.
+_TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
+_FALSE_WORDS = frozenset({"false", "no", "off", "0"})
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
+
+
 def as_bool(key: str, value: Any) -> bool:
+    """A boolean setting: true/false, 1/0, or one of `_TRUE_WORDS`/`_FALSE_WORDS` as text."""
     if isinstance(value, bool):
         return value
     if isinstance(value, int) and value in (0, 1):
         return bool(value)
-    if isinstance(value, str) and value.lower() in {"true", "false", "1", "0", "yes", "no"}:
-        return value.lower() in {"true", "1", "yes"}
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE_WORDS | _FALSE_WORDS:
+            return word in _TRUE_WORDS
     raise ConfigError(key, value, "true or false")
 
 
 def as_int(key: str, value: Any, minimum: int = 0) -> int:
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    """A whole number >= `minimum`: an int, a float with nothing after the point, or ASCII
+    digits with an optional sign as text."""
+    if isinstance(value, str):
+        text = value.strip()
+        # Not int(text) alone: it also reads "1_000" and other scripts' digits.
+        if _WHOLE_NUMBER.fullmatch(text):
+            value = int(text)
+    if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(key, value, f"a whole number >= {minimum}")
     return value
 
 
-def as_seconds(key: str, value: Any) -> float:
+def as_seconds(key: str, value: Any, *, allow_zero: bool = False) -> float:
+    """A finite number of seconds, > 0 (or >= 0 with `allow_zero`), as a number or text."""
     if isinstance(value, str):
         try:
-            value = float(value)
+            value = float(value.strip())
         except ValueError:
             pass
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ConfigError(key, value, "a number of seconds > 0")
+    ok = (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (value >= 0 if allow_zero else value > 0)
+    )
+    if not ok:
+        raise ConfigError(key, value, "a number of seconds " + (">= 0" if allow_zero else "> 0"))
     return float(value)
 
 
@@ -405,7 +431,7 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "SIGNALS_MAX_BACKGROUND": lambda key, value: as_int(key, value, minimum=1),
     "SIGNALS_BACKGROUND_TIMEOUT": as_seconds,
     "BACKGROUND_TASK_SHUTDOWN_TIMEOUT": as_seconds,
-    "NOTIFY_DELAY": lambda key, value: 0.0 if value == 0 else as_seconds(key, value),
+    "NOTIFY_DELAY": lambda key, value: as_seconds(key, value, allow_zero=True),
     "VISITS_FLUSH_INTERVAL": as_seconds,
     "SIGNALS_BUS_URL": lambda key, value: (
         None if value in (None, "") else as_url(key, value, ("redis", "rediss", "unix"))

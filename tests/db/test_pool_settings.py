@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from quart_app import create_app
 from quart_app.db import PoolSettings
 from quart_app.errors import ConfigError
 
@@ -106,3 +109,55 @@ def test_bad_values_name_key_value_and_expectation(
 def test_not_a_mapping() -> None:
     with pytest.raises(ConfigError, match="DATABASE_POOL"):
         PoolSettings.from_mapping(["maxconnections"])  # type: ignore[arg-type]
+
+
+def _outcome(read: Callable[[], Any]) -> tuple[str, Any]:
+    """What reading a setting gave: its value, or what the refusal expected."""
+    try:
+        return "read", read()
+    except ConfigError as error:
+        return "refused", error.expected
+
+
+@pytest.mark.parametrize("value", [
+    True, False, 1, 0, "true", "FALSE", "yes", "No", "on", "OFF", "1", "0", " yes ",
+    2, -1, 1.0, "", "y", "maybe", None,
+])
+def test_a_pool_boolean_is_read_as_a_top_level_one(value: Any) -> None:
+    top_level = _outcome(lambda: create_app({"CACHE_FAST_HITS": value}).config["CACHE_FAST_HITS"])
+    pool = _outcome(lambda: PoolSettings.from_mapping({"blocking": value}).blocking)
+    assert pool == top_level
+
+
+# Not None: to PooledDB's sizes it means 0.
+@pytest.mark.parametrize("value", [
+    12, "12", " 12 ", "+12", 12.0, 0, "0", -1, "-1", 2.5, "2.5", True, "six", "1_000", "\u0665",
+    "\u00b2", "+-5",
+])
+def test_a_pool_size_is_read_as_a_top_level_whole_number(value: Any) -> None:
+    top_level = _outcome(
+        lambda: create_app({"CACHE_DEFAULT_TIMEOUT": value}).config["CACHE_DEFAULT_TIMEOUT"])
+    pool = _outcome(lambda: PoolSettings.from_mapping(
+        {"maxconnections": value, "maxcached": 0, "mincached": 0}).maxconnections)
+    assert pool == top_level
+
+
+@pytest.mark.parametrize("value", [
+    0.5, "0.5", " 2 ", 3, 0, "0", -1, "inf", float("inf"), "nan", True, "soon", None,
+])
+def test_a_pool_timeout_is_read_as_a_top_level_one(value: Any) -> None:
+    top_level = _outcome(
+        lambda: create_app({"CACHE_REDIS_TIMEOUT": value}).config["CACHE_REDIS_TIMEOUT"])
+    pool = _outcome(lambda: PoolSettings.from_mapping({"acquire_timeout": value}).acquire_timeout)
+    assert pool == top_level
+
+
+def test_a_settings_file_spells_booleans_the_same_in_the_pool_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "settings.toml"
+    path.write_text('CACHE_FAST_HITS = "off"\n[DATABASE_POOL]\nblocking = "off"\n')
+    monkeypatch.setenv("QUART_APP_SETTINGS", str(path))
+    config = create_app().config
+    assert config["CACHE_FAST_HITS"] is False
+    assert PoolSettings.from_mapping(config["DATABASE_POOL"]).blocking is False
