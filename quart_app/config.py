@@ -210,18 +210,27 @@ def refuse_secrets_in_file(values: Mapping[str, Any]) -> None:
             raise ConfigError(key, "<hidden>", f"set only in the environment (QUART_{key})")
     for key in _URL_KEYS:
         url = values.get(key)
-        if isinstance(url, str) and urlsplit(url).password:
+        if isinstance(url, str) and mask_password(url) != url:
             raise ConfigError(
                 key, mask_password(url), f"no password in a settings file: set QUART_{key}"
             )
 
 
 def mask_password(url: str) -> str:
-    parts = urlsplit(url)
-    if not parts.password:
+    """`url` with its password shown as `***`: the one way quart_app shows a URL it refuses.
+
+    It never raises (the URLs it shows are often the broken ones), and where a URL is
+    ambiguous it hides more rather than less: everything from the `:` after the user name
+    to the last `@` is the password, even where a password with an unescaped `@`, `/`, `?`
+    or `#` makes urlsplit see less of it. A user name has no `/`, so a path such as
+    `sqlite:///a:b@c` has no password.
+    """
+    head, slashes, rest = url.partition("//")
+    userinfo, at, host = rest.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    if not (slashes and at and colon and password) or "/" in user:
         return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+    return f"{head}//{user}:***@{host}"
 
 
 def deep_merge(target: MutableMapping[str, Any], source: Mapping[str, Any]) -> None:
@@ -291,11 +300,18 @@ def as_seconds(key: str, value: Any, *, allow_zero: bool = False) -> float:
 
 
 def as_url(key: str, value: Any, schemes: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or urlsplit(value).scheme not in schemes:
+    if not isinstance(value, str) or _scheme(value) not in schemes:
         shown = mask_password(value) if isinstance(value, str) else value
         expected = "a URL starting with " + " or ".join(f"{scheme}://" for scheme in schemes)
         raise ConfigError(key, shown, expected)
     return value
+
+
+def _scheme(url: str) -> str:
+    try:
+        return urlsplit(url).scheme
+    except ValueError:  # "mysql://[::1": unbalanced brackets
+        return ""
 
 
 def as_cache_type(key: str, value: Any) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from quart_app import create_app
-from quart_app.config import DEFAULTS
+from quart_app.config import DEFAULTS, mask_password
 from quart_app.errors import ConfigError
 
 
@@ -157,6 +157,34 @@ def test_password_in_a_settings_file_url_is_refused(settings_file: Path) -> None
         create_app()
     assert "hunter2" not in str(raised.value)
     assert "set QUART_DATABASE_URL" in str(raised.value)
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("mysql://u:pw@h:3306/db", "mysql://u:***@h:3306/db"),
+    ("redis://:pw@h:6379/0", "redis://:***@h:6379/0"),
+    ("mysql://u:p@ss@h/db", "mysql://u:***@h/db"),
+    ("mysql://u:p/w@h/db", "mysql://u:***@h/db"),
+    ("mysql://u:p?w@h/db", "mysql://u:***@h/db"),
+    ("mysql://u:pw@[::1/db", "mysql://u:***@[::1/db"),
+    ("mysql://u@h/db", "mysql://u@h/db"),
+    ("mysql://u:@h/db", "mysql://u:@h/db"),
+    ("sqlite:///a:b@c.sqlite3", "sqlite:///a:b@c.sqlite3"),
+    ("not a url", "not a url"),
+])
+def test_mask_password_hides_the_password_of_any_url(url: str, shown: str) -> None:
+    assert mask_password(url) == shown
+
+
+def test_a_refused_url_is_shown_without_its_password(settings_file: Path) -> None:
+    settings_file.write_text("")
+    with pytest.raises(ConfigError) as raised:
+        create_app({"DATABASE_URL": "mysql://u:hun@ter2@[::1/db"})
+    assert str(raised.value).startswith("bad setting DATABASE_URL = 'mysql://u:***@[::1/db'")
+    settings_file.write_text('SIGNALS_BUS_URL = "redis://u:hun@ter2@127.0.0.1:6379/0"\n')
+    with pytest.raises(ConfigError) as raised:
+        create_app()
+    assert "ter2" not in str(raised.value)
+    assert "set QUART_SIGNALS_BUS_URL" in str(raised.value)
 
 
 def test_password_in_the_environment_is_fine(monkeypatch: pytest.MonkeyPatch) -> None:
