@@ -53,6 +53,8 @@ async def test_update_refuses_what_the_table_cannot_hold(store: InfoStore) -> No
         await store.update(5, money=Decimal("1.234"))
     with pytest.raises(ValueError):
         await store.update(5, name="x" * 65)
+    with pytest.raises(ValueError):
+        await store.update(5, money=Decimal("-0.01"))
     assert await store.get(5) == InfoRow(5, "a", Decimal("1"))
 
 
