@@ -34,7 +34,8 @@ DEFAULTS: dict[str, Any] = {
     # "text", or "json": one JSON object per line, for log shippers (see logs.py).
     "LOG_FORMAT": "text",
     "SECRET_KEY": None,
-    "SEED_ROUTES": True,
+    # The tutorial's demo routes (blueprints/tutorial.py); SEED_ROUTES is its old name.
+    "TUTORIAL_ROUTES": True,
     "INSTANCE_PATH": None,
     # GET /metrics (Prometheus) and the counting behind it.
     "METRICS": True,
@@ -121,6 +122,10 @@ _ENV_PREFIXES_NOT_SETTINGS = ("APP_", "RUN_")
 _FOREIGN_SETTINGS = frozenset(Quart.default_config)
 _FOREIGN_SETTING_PREFIXES = ("QUART_SCHEMA_",)
 
+# Old names of renamed settings, still accepted in every layer: each sets the new name in its
+# layer (a later layer still wins), and a layer that gives both, differently, is refused.
+SETTING_ALIASES: dict[str, str] = {"SEED_ROUTES": "TUTORIAL_ROUTES"}
+
 # Settings that may hold credentials, so they must come from the environment.
 _SECRET_KEYS = ("SECRET_KEY", "CACHE_REDIS_PASSWORD")
 _URL_KEYS = ("DATABASE_URL", "CACHE_REDIS_URL", "SIGNALS_BUS_URL")
@@ -131,11 +136,29 @@ def load_config(config: Config, overrides: Mapping[str, Any] | None = None) -> N
     config.from_mapping(copy.deepcopy(DEFAULTS))
     file_values = read_settings_file(settings_file_path())
     refuse_secrets_in_file(file_values)
-    deep_merge(config, file_values)
-    deep_merge(config, app_environment())
+    deep_merge(config, resolve_aliases(file_values))
+    deep_merge(config, resolve_aliases(app_environment()))
     if overrides:
-        deep_merge(config, {key: value for key, value in overrides.items() if key.isupper()})
+        deep_merge(config, resolve_aliases(
+            {key: value for key, value in overrides.items() if key.isupper()}))
     validate(config)
+
+
+def resolve_aliases(layer: Mapping[str, Any]) -> dict[str, Any]:
+    """One layer's values with every old name (`SETTING_ALIASES`) given as its new one."""
+    values = dict(layer)
+    for old, new in SETTING_ALIASES.items():
+        if old not in values:
+            continue
+        value = values.pop(old)
+        if new in values:
+            check = _VALIDATORS[new]
+            if check(old, value) != check(new, values[new]):
+                raise ConfigError(old, value, f"the value of {new} ({values[new]!r}), its new "
+                                  "name, or only one of the two")
+        else:
+            values[new] = value
+    return values
 
 
 def environment_values() -> dict[str, Any]:
@@ -157,8 +180,8 @@ def app_environment() -> dict[str, Any]:
               if key not in _ENV_KEYS_NOT_SETTINGS
               and not key.startswith(_ENV_PREFIXES_NOT_SETTINGS)}
     for key in sorted(values):
-        if (key in DEFAULTS or key in _FOREIGN_SETTINGS or key.startswith("CACHE_")
-                or key.startswith(_FOREIGN_SETTING_PREFIXES)):
+        if (key in DEFAULTS or key in SETTING_ALIASES or key in _FOREIGN_SETTINGS
+                or key.startswith("CACHE_") or key.startswith(_FOREIGN_SETTING_PREFIXES)):
             continue
         raise ConfigError(f"{ENV_PREFIX}_{key}", "<hidden>",
                           f"a known setting{_did_you_mean(key)}")
@@ -411,7 +434,7 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "LOG_LEVEL": as_log_level,
     "LOG_FORMAT": as_log_format,
     "SECRET_KEY": as_optional_text,
-    "SEED_ROUTES": as_bool,
+    "TUTORIAL_ROUTES": as_bool,
     "INSTANCE_PATH": as_optional_text,
     "METRICS": as_bool,
     "MAX_CONTENT_LENGTH": lambda key, value: as_int(key, value, minimum=1),

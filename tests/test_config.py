@@ -1,4 +1,4 @@
-"""Settings: the layers and their order, the seed's own config, and bad values."""
+"""Settings: the layers and their order, the tutorial's own config, and bad values."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def test_defaults() -> None:
     # No key in the environment: a random one per process, never a fixed default.
     assert len(app.config["SECRET_KEY"]) >= 32
     assert create_app().config["SECRET_KEY"] != app.config["SECRET_KEY"]
-    assert app.config["SEED_ROUTES"] is True
+    assert app.config["TUTORIAL_ROUTES"] is True
 
 
 def test_layers_file_then_environment_then_mapping(
@@ -52,7 +52,7 @@ def test_layers_file_then_environment_then_mapping(
     assert "APP_SETTINGS" not in app.config
 
 
-def test_the_seeds_config_dict_works_unchanged() -> None:
+def test_the_tutorials_config_dict_works_unchanged() -> None:
     app = create_app({"CACHE_TYPE": "SimpleCache", "CACHE_DEFAULT_TIMEOUT": 300})
     assert app.config["CACHE_TYPE"] == "SimpleCache"
 
@@ -238,3 +238,29 @@ def test_names_of_quart_and_of_this_project_are_known(
     monkeypatch.setenv(name, value or str(Path(__file__).parent.parent / "settings.toml"))
     app = create_app()
     assert "HYPERCORN" not in app.config and "RUN_PORT" not in app.config
+
+
+def test_seed_routes_is_accepted_as_the_old_name_of_tutorial_routes(
+    settings_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings_file.write_text("")
+    assert create_app({"SEED_ROUTES": False}).config["TUTORIAL_ROUTES"] is False
+    assert "SEED_ROUTES" not in create_app({"SEED_ROUTES": False}).config
+    settings_file.write_text("SEED_ROUTES = false\n")
+    assert create_app().config["TUTORIAL_ROUTES"] is False
+    # Each layer's old name sets the new one there; a later layer still wins.
+    monkeypatch.setenv("QUART_TUTORIAL_ROUTES", "true")
+    assert create_app().config["TUTORIAL_ROUTES"] is True
+    settings_file.write_text("TUTORIAL_ROUTES = true\n")
+    monkeypatch.setenv("QUART_SEED_ROUTES", "false")
+    monkeypatch.delenv("QUART_TUTORIAL_ROUTES")
+    assert create_app().config["TUTORIAL_ROUTES"] is False
+
+
+def test_both_names_in_one_layer_must_agree() -> None:
+    app = create_app({"SEED_ROUTES": "yes", "TUTORIAL_ROUTES": True})
+    assert app.config["TUTORIAL_ROUTES"] is True
+    with pytest.raises(ConfigError) as raised:
+        create_app({"SEED_ROUTES": False, "TUTORIAL_ROUTES": True})
+    assert str(raised.value) == ("bad setting SEED_ROUTES = False: expected the value of "
+                                 "TUTORIAL_ROUTES (True), its new name, or only one of the two")

@@ -1,4 +1,4 @@
-"""`DATABASE_POOL`: the seed's DBUtils PooledDB settings, plus the few a network pool needs.
+"""`DATABASE_POOL`: the tutorial's DBUtils PooledDB settings, plus the few a network pool needs.
 
 The names are PooledDB's, matched case-insensitively because they arrive lower case from
 settings.toml and upper case from `QUART_DATABASE_POOL__*` environment variables. Values are

@@ -14,7 +14,7 @@ from .models import CENT, InfoRow
 
 #: Largest page `list_page` serves.
 MAX_PAGE_SIZE = 1000
-#: Largest id a client may choose (the seed's INT range). The column is 64-bit, so the ids
+#: Largest id a client may choose (the tutorial's INT range). The column is 64-bit, so the ids
 #: the store assigns, always above every id stored so far, go on after it: a client that
 #: takes this one leaves 2**63 - 2**31 ids for the store, not none.
 MAX_ID = 2**31 - 1

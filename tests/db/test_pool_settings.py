@@ -13,7 +13,7 @@ from quart_app.db import PoolSettings
 from quart_app.errors import ConfigError
 
 
-def test_defaults_are_the_seeds_pooleddb_settings() -> None:
+def test_defaults_are_the_tutorials_pooleddb_settings() -> None:
     settings = PoolSettings.from_mapping({})
     assert settings == PoolSettings()
     assert (settings.maxconnections, settings.mincached, settings.maxcached) == (6, 2, 5)
@@ -23,10 +23,10 @@ def test_defaults_are_the_seeds_pooleddb_settings() -> None:
     assert PoolSettings.from_mapping(None) == settings
 
 
-def test_the_seed_settings_as_written_in_toml() -> None:
-    seed: dict[str, Any] = {"maxconnections": 6, "mincached": 2, "maxcached": 5, "maxshared": 3,
+def test_the_tutorials_settings_as_written_in_toml() -> None:
+    tutorial: dict[str, Any] = {"maxconnections": 6, "mincached": 2, "maxcached": 5, "maxshared": 3,
             "blocking": True, "maxusage": None, "setsession": [], "ping": 0}
-    assert PoolSettings.from_mapping(seed) == PoolSettings()
+    assert PoolSettings.from_mapping(tutorial) == PoolSettings()
 
 
 def test_keys_are_case_insensitive_and_the_later_spelling_wins() -> None:
