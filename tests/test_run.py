@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from .server_process import REPO, ServerProcess, clean_env, worker_answers
-from .throwaway_redis import free_port
+from .support import free_port
 
 SLOW_APP = "tests.slow_app:create_slow_app()"
 

@@ -11,13 +11,8 @@ import httpx
 import pytest
 
 from .server_process import ServerProcess
-from .services import (
-    MYSQL_URL,
-    REDIS_URL,
-    forget_redis_prefix,
-    require_service,
-    reset_mysql_table,
-)
+from .services import MYSQL_URL, REDIS_URL, forget_redis_prefix, require_service
+from .support import reset_mysql_table
 from .throwaway_mariadb import (  # noqa: F401  (fixtures)
     ThrowawayMariaDB,
     mariadb_datadir_template,

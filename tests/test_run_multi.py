@@ -13,13 +13,8 @@ import pytest
 import redis as sync_redis
 
 from .server_process import ServerProcess
-from .services import (
-    MYSQL_URL,
-    REDIS_URL,
-    forget_redis_prefix,
-    require_service,
-    reset_mysql_table,
-)
+from .services import MYSQL_URL, REDIS_URL, forget_redis_prefix, require_service
+from .support import reset_mysql_table
 from .throwaway_redis import ThrowawayRedis
 
 

@@ -10,7 +10,8 @@ from quart.testing import QuartClient
 
 from quart_app import create_app
 
-from ..throwaway_redis import ThrowawayRedis, free_port
+from ..support import free_port
+from ..throwaway_redis import ThrowawayRedis
 
 
 async def test_healthz_is_alive(client: QuartClient) -> None:

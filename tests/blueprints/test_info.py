@@ -16,7 +16,8 @@ from quart_app import create_app
 from quart_app.dispatch import receiver
 from quart_app.signals import info_insert_failed, info_inserted, info_will_insert
 
-from ..throwaway_redis import ThrowawayRedis, free_port
+from ..support import free_port
+from ..throwaway_redis import ThrowawayRedis
 
 
 async def post(client: QuartClient, **fields: Any) -> Any:

@@ -15,8 +15,7 @@ import pytest
 from quart_app.db import DuplicateId, PoolSettings, StoreError, StoreUnavailable, create_store
 from quart_app.db.mysql_store import MySQLStore
 
-from .conftest import query
-from .test_mysql_pool import wait_until_gone
+from ..support import query, wait_until_gone
 
 
 def mysql_store(url: str, tmp_path: Path, **settings: Any) -> MySQLStore:

@@ -11,11 +11,7 @@ import pytest
 from quart_app.db import DuplicateId, InfoRow, InfoStore
 from quart_app.db.store import MAX_ID, MAX_PAGE_SIZE
 
-
-async def all_rows(store: InfoStore) -> list[InfoRow]:
-    rows, cursor = await store.list_page(MAX_PAGE_SIZE, None)
-    assert cursor is None
-    return rows
+from ..support import all_rows
 
 
 async def test_insert_then_get(store: InfoStore) -> None:
