@@ -11,13 +11,6 @@ from quart_app.config import DEFAULTS, mask_password
 from quart_app.errors import ConfigError
 
 
-@pytest.fixture
-def settings_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "settings.toml"
-    monkeypatch.setenv("QUART_APP_SETTINGS", str(path))
-    return path
-
-
 def test_defaults() -> None:
     app = create_app()
     assert app.config["CACHE_TYPE"] == "SimpleCache"

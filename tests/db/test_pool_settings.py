@@ -152,12 +152,8 @@ def test_a_pool_timeout_is_read_as_a_top_level_one(value: Any) -> None:
     assert pool == top_level
 
 
-def test_a_settings_file_spells_booleans_the_same_in_the_pool_table(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    path = tmp_path / "settings.toml"
-    path.write_text('CACHE_FAST_HITS = "off"\n[DATABASE_POOL]\nblocking = "off"\n')
-    monkeypatch.setenv("QUART_APP_SETTINGS", str(path))
+def test_a_settings_file_spells_booleans_the_same_in_the_pool_table(settings_file: Path) -> None:
+    settings_file.write_text('CACHE_FAST_HITS = "off"\n[DATABASE_POOL]\nblocking = "off"\n')
     config = create_app().config
     assert config["CACHE_FAST_HITS"] is False
     assert PoolSettings.from_mapping(config["DATABASE_POOL"]).blocking is False
