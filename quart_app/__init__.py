@@ -14,8 +14,8 @@ from . import instrumentation, request_id, serving
 from .blueprints import docs
 from .blueprints.health import health
 from .blueprints.metrics import metrics
-from .blueprints.seed import seed
 from .blueprints.stats import stats
+from .blueprints.tutorial import tutorial
 from .bus import SignalBus
 from .cache.fast_hits import FastHits
 from .config import load_config
@@ -59,8 +59,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     app.register_blueprint(stats)
     if app.config["METRICS"]:
         app.register_blueprint(metrics)
-    if app.config["SEED_ROUTES"]:
-        app.register_blueprint(seed)
+    if app.config["TUTORIAL_ROUTES"]:
+        app.register_blueprint(tutorial)
     # First: every later receiver of a change reads caches already made true.
     connect_invalidation(app)
     connect_receivers(app)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import copy
 import difflib
 import importlib
+import math
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping, MutableMapping
 from pathlib import Path
@@ -32,7 +34,8 @@ DEFAULTS: dict[str, Any] = {
     # "text", or "json": one JSON object per line, for log shippers (see logs.py).
     "LOG_FORMAT": "text",
     "SECRET_KEY": None,
-    "SEED_ROUTES": True,
+    # The tutorial's demo routes (blueprints/tutorial.py); SEED_ROUTES is its old name.
+    "TUTORIAL_ROUTES": True,
     "INSTANCE_PATH": None,
     # GET /metrics (Prometheus) and the counting behind it.
     "METRICS": True,
@@ -119,6 +122,10 @@ _ENV_PREFIXES_NOT_SETTINGS = ("APP_", "RUN_")
 _FOREIGN_SETTINGS = frozenset(Quart.default_config)
 _FOREIGN_SETTING_PREFIXES = ("QUART_SCHEMA_",)
 
+# Old names of renamed settings, still accepted in every layer: each sets the new name in its
+# layer (a later layer still wins), and a layer that gives both, differently, is refused.
+SETTING_ALIASES: dict[str, str] = {"SEED_ROUTES": "TUTORIAL_ROUTES"}
+
 # Settings that may hold credentials, so they must come from the environment.
 _SECRET_KEYS = ("SECRET_KEY", "CACHE_REDIS_PASSWORD")
 _URL_KEYS = ("DATABASE_URL", "CACHE_REDIS_URL", "SIGNALS_BUS_URL")
@@ -129,11 +136,29 @@ def load_config(config: Config, overrides: Mapping[str, Any] | None = None) -> N
     config.from_mapping(copy.deepcopy(DEFAULTS))
     file_values = read_settings_file(settings_file_path())
     refuse_secrets_in_file(file_values)
-    deep_merge(config, file_values)
-    deep_merge(config, app_environment())
+    deep_merge(config, resolve_aliases(file_values))
+    deep_merge(config, resolve_aliases(app_environment()))
     if overrides:
-        deep_merge(config, {key: value for key, value in overrides.items() if key.isupper()})
+        deep_merge(config, resolve_aliases(
+            {key: value for key, value in overrides.items() if key.isupper()}))
     validate(config)
+
+
+def resolve_aliases(layer: Mapping[str, Any]) -> dict[str, Any]:
+    """One layer's values with every old name (`SETTING_ALIASES`) given as its new one."""
+    values = dict(layer)
+    for old, new in SETTING_ALIASES.items():
+        if old not in values:
+            continue
+        value = values.pop(old)
+        if new in values:
+            check = _VALIDATORS[new]
+            if check(old, value) != check(new, values[new]):
+                raise ConfigError(old, value, f"the value of {new} ({values[new]!r}), its new "
+                                  "name, or only one of the two")
+        else:
+            values[new] = value
+    return values
 
 
 def environment_values() -> dict[str, Any]:
@@ -155,8 +180,8 @@ def app_environment() -> dict[str, Any]:
               if key not in _ENV_KEYS_NOT_SETTINGS
               and not key.startswith(_ENV_PREFIXES_NOT_SETTINGS)}
     for key in sorted(values):
-        if (key in DEFAULTS or key in _FOREIGN_SETTINGS or key.startswith("CACHE_")
-                or key.startswith(_FOREIGN_SETTING_PREFIXES)):
+        if (key in DEFAULTS or key in SETTING_ALIASES or key in _FOREIGN_SETTINGS
+                or key.startswith("CACHE_") or key.startswith(_FOREIGN_SETTING_PREFIXES)):
             continue
         raise ConfigError(f"{ENV_PREFIX}_{key}", "<hidden>",
                           f"a known setting{_did_you_mean(key)}")
@@ -208,18 +233,27 @@ def refuse_secrets_in_file(values: Mapping[str, Any]) -> None:
             raise ConfigError(key, "<hidden>", f"set only in the environment (QUART_{key})")
     for key in _URL_KEYS:
         url = values.get(key)
-        if isinstance(url, str) and urlsplit(url).password:
+        if isinstance(url, str) and mask_password(url) != url:
             raise ConfigError(
                 key, mask_password(url), f"no password in a settings file: set QUART_{key}"
             )
 
 
 def mask_password(url: str) -> str:
-    parts = urlsplit(url)
-    if not parts.password:
+    """`url` with its password shown as `***`: the one way quart_app shows a URL it refuses.
+
+    It never raises (the URLs it shows are often the broken ones), and where a URL is
+    ambiguous it hides more rather than less: everything from the `:` after the user name
+    to the last `@` is the password, even where a password with an unescaped `@`, `/`, `?`
+    or `#` makes urlsplit see less of it. A user name has no `/`, so a path such as
+    `sqlite:///a:b@c` has no password.
+    """
+    head, slashes, rest = url.partition("//")
+    userinfo, at, host = rest.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    if not (slashes and at and colon and password) or "/" in user:
         return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+    return f"{head}//{user}:***@{host}"
 
 
 def deep_merge(target: MutableMapping[str, Any], source: Mapping[str, Any]) -> None:
@@ -235,41 +269,72 @@ def deep_merge(target: MutableMapping[str, Any], source: Mapping[str, Any]) -> N
 # --- validation -------------------------------------------------------------------------
 
 
+# The words a boolean setting may be spelt with (any case, surrounding spaces ignored): the
+# environment's JSON gives true/false, but people write "yes" and "on" in files and shells.
+_TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
+_FALSE_WORDS = frozenset({"false", "no", "off", "0"})
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
+
+
 def as_bool(key: str, value: Any) -> bool:
+    """A boolean setting: true/false, 1/0, or one of `_TRUE_WORDS`/`_FALSE_WORDS` as text."""
     if isinstance(value, bool):
         return value
     if isinstance(value, int) and value in (0, 1):
         return bool(value)
-    if isinstance(value, str) and value.lower() in {"true", "false", "1", "0", "yes", "no"}:
-        return value.lower() in {"true", "1", "yes"}
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE_WORDS | _FALSE_WORDS:
+            return word in _TRUE_WORDS
     raise ConfigError(key, value, "true or false")
 
 
 def as_int(key: str, value: Any, minimum: int = 0) -> int:
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    """A whole number >= `minimum`: an int, a float with nothing after the point, or ASCII
+    digits with an optional sign as text."""
+    if isinstance(value, str):
+        text = value.strip()
+        # Not int(text) alone: it also reads "1_000" and other scripts' digits.
+        if _WHOLE_NUMBER.fullmatch(text):
+            value = int(text)
+    if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(key, value, f"a whole number >= {minimum}")
     return value
 
 
-def as_seconds(key: str, value: Any) -> float:
+def as_seconds(key: str, value: Any, *, allow_zero: bool = False) -> float:
+    """A finite number of seconds, > 0 (or >= 0 with `allow_zero`), as a number or text."""
     if isinstance(value, str):
         try:
-            value = float(value)
+            value = float(value.strip())
         except ValueError:
             pass
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ConfigError(key, value, "a number of seconds > 0")
+    ok = (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and (value >= 0 if allow_zero else value > 0)
+    )
+    if not ok:
+        raise ConfigError(key, value, "a number of seconds " + (">= 0" if allow_zero else "> 0"))
     return float(value)
 
 
 def as_url(key: str, value: Any, schemes: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or urlsplit(value).scheme not in schemes:
+    if not isinstance(value, str) or _scheme(value) not in schemes:
         shown = mask_password(value) if isinstance(value, str) else value
         expected = "a URL starting with " + " or ".join(f"{scheme}://" for scheme in schemes)
         raise ConfigError(key, shown, expected)
     return value
+
+
+def _scheme(url: str) -> str:
+    try:
+        return urlsplit(url).scheme
+    except ValueError:  # "mysql://[::1": unbalanced brackets
+        return ""
 
 
 def as_cache_type(key: str, value: Any) -> str:
@@ -369,7 +434,7 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "LOG_LEVEL": as_log_level,
     "LOG_FORMAT": as_log_format,
     "SECRET_KEY": as_optional_text,
-    "SEED_ROUTES": as_bool,
+    "TUTORIAL_ROUTES": as_bool,
     "INSTANCE_PATH": as_optional_text,
     "METRICS": as_bool,
     "MAX_CONTENT_LENGTH": lambda key, value: as_int(key, value, minimum=1),
@@ -405,7 +470,7 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "SIGNALS_MAX_BACKGROUND": lambda key, value: as_int(key, value, minimum=1),
     "SIGNALS_BACKGROUND_TIMEOUT": as_seconds,
     "BACKGROUND_TASK_SHUTDOWN_TIMEOUT": as_seconds,
-    "NOTIFY_DELAY": lambda key, value: 0.0 if value == 0 else as_seconds(key, value),
+    "NOTIFY_DELAY": lambda key, value: as_seconds(key, value, allow_zero=True),
     "VISITS_FLUSH_INTERVAL": as_seconds,
     "SIGNALS_BUS_URL": lambda key, value: (
         None if value in (None, "") else as_url(key, value, ("redis", "rediss", "unix"))

@@ -1,4 +1,12 @@
-"""Exception types shared across quart_app's modules."""
+"""The package's bottom-layer errors: what any module may raise, importing nothing of ours.
+
+`ConfigError` is raised wherever a setting is checked (config.py, db/, cli.py,
+granian_server.py) and reaches `create_app`'s caller; `cli.py` prints its one line and exits
+2. It sits below config.py (the import-linter contract in pyproject.toml says so), so that
+config.py and anything under it can raise it. Errors that belong to one layer live with
+that layer: the store's in db/errors.py, the cache's in cache/, HTTP answers in
+http_errors.py.
+"""
 
 from __future__ import annotations
 

@@ -11,8 +11,8 @@ What run.py's `[hypercorn]` settings become here:
 - `backlog`: granian's backlog (granian refuses less than 128);
 - `graceful_timeout`: SIGTERM/SIGINT stop accepting, in-flight requests finish, and a worker
   still busy after this many seconds is killed (granian's `workers_kill_timeout`);
-- `keep_alive_timeout`: granian has no idle timeout for HTTP/1 keep-alive connections (they
-  stay open until the client closes them); `0` turns keep-alive off;
+- `keep_alive_timeout`: not applied: granian has no idle timeout for HTTP/1 keep-alive
+  connections (they stay open until the client closes them);
 - `worker_class`: `"uvloop"` runs the workers on uvloop, `"asyncio"` on asyncio's loop;
 - `accesslog`: any value turns granian's access log on (it writes to its own logger);
 - `read_timeout`: the seconds granian waits for a request's headers.
@@ -37,11 +37,6 @@ APPLICATION_ENV = "QUART_APP_GRANIAN_APPLICATION"
 PARENT_ENV = "QUART_APP_GRANIAN_PARENT"
 PARENT_CHECK_INTERVAL = 1.0
 MIN_BACKLOG = 128
-# Keys of the [hypercorn] table that only hypercorn understands: accepted by run.py and
-# ignored here, because a deployment may switch servers without editing its settings.
-HYPERCORN_ONLY = {"errorlog", "h11_max_incomplete_size", "access_log_format", "statsd_host",
-                  "statsd_prefix", "dogstatsd_tags"}
-
 
 def split_bind(bind: list[str]) -> tuple[str, int]:
     """The one `HOST:PORT` granian listens on (run.py has already checked its form)."""
@@ -60,8 +55,7 @@ def server_options(settings: Mapping[str, Any]) -> dict[str, Any]:
     backlog = int(settings.get("backlog", 2048))
     if backlog < MIN_BACKLOG:
         raise ConfigError("hypercorn.backlog", backlog, f"at least {MIN_BACKLOG} with granian")
-    keep_alive = float(settings.get("keep_alive_timeout", 1)) > 0
-    http1 = HTTP1Settings(keep_alive=keep_alive)
+    http1 = HTTP1Settings()
     read_timeout = settings.get("read_timeout")
     if read_timeout is not None:
         http1.header_read_timeout = max(1, min(60_000, int(float(read_timeout) * 1000)))

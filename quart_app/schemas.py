@@ -30,9 +30,14 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from .db.store import MAX_ID  # ids a client may choose; the store assigns beyond them
+# The fields' limits are the store's, so what is accepted here is what the store keeps.
+from .db.store import (
+    MAX_ID,  # ids a client may choose; the store assigns beyond them
+    MAX_MONEY,
+    MAX_NAME_LENGTH,
+    MIN_MONEY,
+)
 
-MAX_MONEY = Decimal("9999999999.99")  # DECIMAL(12,2)
 MAX_PAGE = 100
 
 WHOLE_TEXT = re.compile(r"[0-9]+(?:\.0+)?")
@@ -45,8 +50,9 @@ REFUSED_CATEGORIES = {"Cc", "Cs"}
 _PRINTABLE = r"[^\u0000-\u001f\u007f-\u009f]"
 #: The JSON Schema of a name: a non-space character, and no control characters.
 NAME_PATTERN = rf"^{_PRINTABLE}*[^\s\u0000-\u001f\u007f-\u009f]{_PRINTABLE}*$"
-#: Money as text: what `_decimal` reads and the range and places allow.
-MONEY_PATTERN = r"^0*[0-9]{1,10}(\.[0-9]{1,2}0*)?$"
+_MONEY_DIGITS = len(f"{MAX_MONEY:f}".partition(".")[0])
+#: Money as text: what `_decimal` reads and the range (MIN_MONEY is 0) and places allow.
+MONEY_PATTERN = rf"^0*[0-9]{{1,{_MONEY_DIGITS}}}(\.[0-9]{{1,2}}0*)?$"
 
 
 def describe(value: Any) -> str:
@@ -133,24 +139,26 @@ def _text(value: Any) -> Any:
 
 # The constraints before the validator: after it, pydantic would check the length before
 # stripping (and accept "   ").
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64),
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
+                                        max_length=MAX_NAME_LENGTH),
                  BeforeValidator(_text),
                  AfterValidator(_printable),
-                 WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 64,
+                 WithJsonSchema({"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH,
                                  "pattern": NAME_PATTERN,
-                                 "description": "1 to 64 characters after trimming "
-                                                "whitespace; no control characters"})]
+                                 "description": f"1 to {MAX_NAME_LENGTH} characters after "
+                                                "trimming whitespace; no control characters"})]
 # Constraints before the validators, so that the JSON Schema says them in its own words.
 Id = Annotated[int, Field(gt=0, le=MAX_ID), BeforeValidator(_whole_number)]
 Money = Annotated[Decimal, BeforeValidator(_decimal),
-                  Field(ge=0, le=MAX_MONEY, max_digits=12, decimal_places=2,
+                  Field(ge=MIN_MONEY, le=MAX_MONEY, max_digits=12, decimal_places=2,
                         allow_inf_nan=False),
                   AfterValidator(_positive_zero),
                   WithJsonSchema({"anyOf": [
-                      {"type": "number", "minimum": 0, "maximum": float(MAX_MONEY),
-                       "multipleOf": 0.01},
+                      {"type": "number", "minimum": float(MIN_MONEY),
+                       "maximum": float(MAX_MONEY), "multipleOf": 0.01},
                       {"type": "string", "pattern": MONEY_PATTERN}],
-                      "description": "a decimal, 0 to 9999999999.99, at most two places"})]
+                      "description": f"a decimal, {MIN_MONEY} to {MAX_MONEY}, at most two "
+                                     "places"})]
 
 
 class InfoIn(BaseModel):

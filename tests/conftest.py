@@ -42,6 +42,14 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
+def settings_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The path `QUART_APP_SETTINGS` names for this test: write the settings file there."""
+    path = tmp_path / "settings.toml"
+    monkeypatch.setenv("QUART_APP_SETTINGS", str(path))
+    return path
+
+
+@pytest.fixture
 def redis_url() -> str:
     return require_service("Redis", REDIS_URL)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from .throwaway_redis import free_port
+from .support import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -24,13 +24,8 @@ from quart_app.dispatch import receiver
 from quart_app.extensions import cache
 from quart_app.signals import info_inserted
 
+from .support import wait_until
 from .throwaway_redis import ThrowawayRedis
-
-
-async def wait_until(condition: Any, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():  # noqa: ASYNC110  (the state lives in another component)
-            await asyncio.sleep(0.01)
 
 
 def make_app(tmp_path: Path, bus_url: str, channel: str, name: str) -> Quart:

@@ -23,13 +23,9 @@ from quart_app.dispatch import receiver
 from quart_app.extensions import cache
 from quart_app.signals import info_deleted, info_updated
 
+from .support import wait_until
+
 ROWS = [{"id": 1, "name": "one", "money": "1.00"}, {"id": 2, "name": "two", "money": "2.00"}]
-
-
-async def wait_until(condition: Any, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():  # noqa: ASYNC110  (the state lives in another component)
-            await asyncio.sleep(0.01)
 
 
 async def read(app: Quart, path: str) -> tuple[int, Any]:

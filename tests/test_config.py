@@ -1,4 +1,4 @@
-"""Settings: the layers and their order, the seed's own config, and bad values."""
+"""Settings: the layers and their order, the tutorial's own config, and bad values."""
 
 from __future__ import annotations
 
@@ -7,15 +7,8 @@ from pathlib import Path
 import pytest
 
 from quart_app import create_app
-from quart_app.config import DEFAULTS
+from quart_app.config import DEFAULTS, mask_password
 from quart_app.errors import ConfigError
-
-
-@pytest.fixture
-def settings_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "settings.toml"
-    monkeypatch.setenv("QUART_APP_SETTINGS", str(path))
-    return path
 
 
 def test_defaults() -> None:
@@ -26,7 +19,7 @@ def test_defaults() -> None:
     # No key in the environment: a random one per process, never a fixed default.
     assert len(app.config["SECRET_KEY"]) >= 32
     assert create_app().config["SECRET_KEY"] != app.config["SECRET_KEY"]
-    assert app.config["SEED_ROUTES"] is True
+    assert app.config["TUTORIAL_ROUTES"] is True
 
 
 def test_layers_file_then_environment_then_mapping(
@@ -52,7 +45,7 @@ def test_layers_file_then_environment_then_mapping(
     assert "APP_SETTINGS" not in app.config
 
 
-def test_the_seeds_config_dict_works_unchanged() -> None:
+def test_the_tutorials_config_dict_works_unchanged() -> None:
     app = create_app({"CACHE_TYPE": "SimpleCache", "CACHE_DEFAULT_TIMEOUT": 300})
     assert app.config["CACHE_TYPE"] == "SimpleCache"
 
@@ -159,6 +152,34 @@ def test_password_in_a_settings_file_url_is_refused(settings_file: Path) -> None
     assert "set QUART_DATABASE_URL" in str(raised.value)
 
 
+@pytest.mark.parametrize(("url", "shown"), [
+    ("mysql://u:pw@h:3306/db", "mysql://u:***@h:3306/db"),
+    ("redis://:pw@h:6379/0", "redis://:***@h:6379/0"),
+    ("mysql://u:p@ss@h/db", "mysql://u:***@h/db"),
+    ("mysql://u:p/w@h/db", "mysql://u:***@h/db"),
+    ("mysql://u:p?w@h/db", "mysql://u:***@h/db"),
+    ("mysql://u:pw@[::1/db", "mysql://u:***@[::1/db"),
+    ("mysql://u@h/db", "mysql://u@h/db"),
+    ("mysql://u:@h/db", "mysql://u:@h/db"),
+    ("sqlite:///a:b@c.sqlite3", "sqlite:///a:b@c.sqlite3"),
+    ("not a url", "not a url"),
+])
+def test_mask_password_hides_the_password_of_any_url(url: str, shown: str) -> None:
+    assert mask_password(url) == shown
+
+
+def test_a_refused_url_is_shown_without_its_password(settings_file: Path) -> None:
+    settings_file.write_text("")
+    with pytest.raises(ConfigError) as raised:
+        create_app({"DATABASE_URL": "mysql://u:hun@ter2@[::1/db"})
+    assert str(raised.value).startswith("bad setting DATABASE_URL = 'mysql://u:***@[::1/db'")
+    settings_file.write_text('SIGNALS_BUS_URL = "redis://u:hun@ter2@127.0.0.1:6379/0"\n')
+    with pytest.raises(ConfigError) as raised:
+        create_app()
+    assert "ter2" not in str(raised.value)
+    assert "set QUART_SIGNALS_BUS_URL" in str(raised.value)
+
+
 def test_password_in_the_environment_is_fine(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("QUART_CACHE_REDIS_URL", "redis://:pw@127.0.0.1:6379/0")
     assert create_app().config["CACHE_REDIS_URL"] == "redis://:pw@127.0.0.1:6379/0"
@@ -210,3 +231,29 @@ def test_names_of_quart_and_of_this_project_are_known(
     monkeypatch.setenv(name, value or str(Path(__file__).parent.parent / "settings.toml"))
     app = create_app()
     assert "HYPERCORN" not in app.config and "RUN_PORT" not in app.config
+
+
+def test_seed_routes_is_accepted_as_the_old_name_of_tutorial_routes(
+    settings_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings_file.write_text("")
+    assert create_app({"SEED_ROUTES": False}).config["TUTORIAL_ROUTES"] is False
+    assert "SEED_ROUTES" not in create_app({"SEED_ROUTES": False}).config
+    settings_file.write_text("SEED_ROUTES = false\n")
+    assert create_app().config["TUTORIAL_ROUTES"] is False
+    # Each layer's old name sets the new one there; a later layer still wins.
+    monkeypatch.setenv("QUART_TUTORIAL_ROUTES", "true")
+    assert create_app().config["TUTORIAL_ROUTES"] is True
+    settings_file.write_text("TUTORIAL_ROUTES = true\n")
+    monkeypatch.setenv("QUART_SEED_ROUTES", "false")
+    monkeypatch.delenv("QUART_TUTORIAL_ROUTES")
+    assert create_app().config["TUTORIAL_ROUTES"] is False
+
+
+def test_both_names_in_one_layer_must_agree() -> None:
+    app = create_app({"SEED_ROUTES": "yes", "TUTORIAL_ROUTES": True})
+    assert app.config["TUTORIAL_ROUTES"] is True
+    with pytest.raises(ConfigError) as raised:
+        create_app({"SEED_ROUTES": False, "TUTORIAL_ROUTES": True})
+    assert str(raised.value) == ("bad setting SEED_ROUTES = False: expected the value of "
+                                 "TUTORIAL_ROUTES (True), its new name, or only one of the two")

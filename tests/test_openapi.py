@@ -94,9 +94,9 @@ async def test_bodies_parameters_and_links_are_documented(document: dict[str, An
     assert insert["application/json"]["schema"]["required"] == ["name", "money"]
     assert insert["application/x-www-form-urlencoded"]["schema"]["properties"]["id"]["type"] \
         == "integer"  # a form leaves it out rather than say null
-    seed = {parameter["name"]: parameter["required"]
+    tutorial = {parameter["name"]: parameter["required"]
             for parameter in paths["/info"]["get"]["parameters"]}
-    assert seed == {"id": False, "name": True, "money": True}
+    assert tutorial == {"id": False, "name": True, "money": True}
     listing = {parameter["name"]: parameter["required"]
                for parameter in paths["/api/info"]["get"]["parameters"]}
     assert listing == {"limit": False, "cursor": False}

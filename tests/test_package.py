@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 
 from .server_process import REPO
-from .throwaway_redis import free_port
+from .support import free_port
 
 
 def run(*command: str | Path, cwd: Path | None = None) -> None:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from .server_process import REPO, ServerProcess, clean_env, worker_answers
-from .throwaway_redis import free_port
+from .support import free_port
 
 SLOW_APP = "tests.slow_app:create_slow_app()"
 
@@ -71,7 +71,7 @@ def test_workers_stop_when_the_parent_is_killed(
         assert not pids, "workers kept running after their parent died"
 
 
-def test_seed_routes_over_http(tmp_path: Path) -> None:
+def test_tutorial_routes_over_http(tmp_path: Path) -> None:
     with ServerProcess(log_dir=tmp_path) as server:
         assert httpx.get(server.base_url + "/get").status_code == 404
         assert httpx.get(server.base_url + "/").text == "index"

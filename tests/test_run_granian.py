@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from .server_process import REPO, ServerProcess
-from .throwaway_redis import free_port
+from .support import free_port
 
 pytest.importorskip("granian")
 

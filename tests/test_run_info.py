@@ -11,12 +11,7 @@ import httpx
 import pytest
 
 from .server_process import ServerProcess
-from .services import (
-    MYSQL_URL,
-    REDIS_URL,
-    forget_redis_prefix,
-    require_service,
-)
+from .services import MYSQL_URL, REDIS_URL, forget_redis_prefix, require_service
 from .support import reset_mysql_table
 from .throwaway_mariadb import (  # noqa: F401  (fixtures)
     ThrowawayMariaDB,

@@ -13,12 +13,7 @@ import pytest
 import redis as sync_redis
 
 from .server_process import ServerProcess
-from .services import (
-    MYSQL_URL,
-    REDIS_URL,
-    forget_redis_prefix,
-    require_service,
-)
+from .services import MYSQL_URL, REDIS_URL, forget_redis_prefix, require_service
 from .support import reset_mysql_table
 from .throwaway_redis import ThrowawayRedis
 

@@ -8,7 +8,6 @@ milliseconds, `mariadb-install-db` about two seconds).
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -19,6 +18,7 @@ import pymysql
 import pytest
 
 from .services import running_under_ci
+from .support import free_port
 
 MARIADBD = "/usr/sbin/mariadbd"
 INSTALL_DB = "mariadb-install-db"
@@ -30,12 +30,6 @@ _SERVER_OPTIONS = [
     "--innodb-buffer-pool-size=16M",
     "--skip-name-resolve",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ThrowawayMariaDB:

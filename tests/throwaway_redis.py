@@ -16,12 +16,7 @@ from pathlib import Path
 import pytest
 
 from .services import running_under_ci
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from .support import free_port
 
 
 class ThrowawayRedis:

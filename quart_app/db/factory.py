@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ..config import mask_password
 from ..errors import ConfigError
 from .pool_settings import PoolSettings
 from .store import InfoStore
@@ -39,5 +40,5 @@ def check_database_url(url: object) -> str:
     elif scheme == "sqlite":
         sqlite_path(url, ".")
     else:
-        raise ConfigError("DATABASE_URL", url, EXPECTED_URL)
+        raise ConfigError("DATABASE_URL", mask_password(url), EXPECTED_URL)
     return scheme

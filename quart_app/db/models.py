@@ -10,7 +10,7 @@ CENT = Decimal("0.01")
 
 @dataclass(frozen=True, slots=True)
 class InfoRow:
-    """One row of the seed's `info` table: the id, a name and an amount of money."""
+    """One row of the tutorial's `info` table: the id, a name and an amount of money."""
 
     id: int
     name: str

@@ -1,21 +1,19 @@
-"""`DATABASE_POOL`: the seed's DBUtils PooledDB settings, plus the few a network pool needs.
+"""`DATABASE_POOL`: the tutorial's DBUtils PooledDB settings, plus the few a network pool needs.
 
 The names are PooledDB's, matched case-insensitively because they arrive lower case from
-settings.toml and upper case from `QUART_DATABASE_POOL__*` environment variables.
+settings.toml and upper case from `QUART_DATABASE_POOL__*` environment variables. Values are
+read by config.py's helpers, so a pool setting takes the spellings every other setting takes.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from ..config import as_bool, as_int, as_seconds
 from ..errors import ConfigError
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,21 +117,9 @@ class PoolSettings:
                     )
 
 
-def _as_int(key: str, value: Any, *, minimum: int = 0) -> int:
-    if isinstance(value, str):
-        text = value.strip()
-        if text.lstrip("+-").isdigit():
-            value = int(text)
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(key, value, f"a whole number >= {minimum}")
-    return value
-
-
 def _as_count(key: str, value: Any) -> int:
     """A PooledDB size, where None means 0 (no connections, or no limit)."""
-    return 0 if value is None else _as_int(key, value)
+    return 0 if value is None else as_int(key, value)
 
 
 def _as_maxusage(key: str, value: Any) -> int | None:
@@ -141,45 +127,19 @@ def _as_maxusage(key: str, value: Any) -> int | None:
     return count or None
 
 
-def _as_bool(key: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
-    raise ConfigError(key, value, "true or false")
-
-
 def _as_ping(key: str, value: Any) -> int:
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return int(value.strip().lower() in _TRUE)
+    """PooledDB's 0 to 7, or a boolean: 0 or 1, since one checkout is one store operation."""
     try:
-        ping = _as_int(key, value)
+        return int(as_bool(key, value))
+    except ConfigError:
+        pass
+    try:
+        ping = as_int(key, value)
     except ConfigError:
         ping = -1
     if not 0 <= ping <= 7:
         raise ConfigError(key, value, "0 (never) or 1 (on every checkout), or a boolean")
     return 1 if ping else 0
-
-
-def _as_seconds(key: str, value: Any, *, allow_zero: bool) -> float:
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            pass
-    ok = (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and (value >= 0 if allow_zero else value > 0)
-    )
-    if not ok:
-        raise ConfigError(key, value, "a number of seconds " + (">= 0" if allow_zero else "> 0"))
-    return float(value)
 
 
 def _as_statements(key: str, value: Any) -> tuple[str, ...]:
@@ -203,12 +163,12 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "maxcached": _as_count,
     "maxconnections": _as_count,
     "maxshared": _as_count,
-    "blocking": _as_bool,
+    "blocking": as_bool,
     "maxusage": _as_maxusage,
     "setsession": _as_statements,
     "ping": _as_ping,
-    "acquire_timeout": lambda key, value: _as_seconds(key, value, allow_zero=False),
-    "recycle": lambda key, value: _as_seconds(key, value, allow_zero=True),
-    "connect_timeout": lambda key, value: _as_seconds(key, value, allow_zero=False),
-    "query_timeout": lambda key, value: _as_seconds(key, value, allow_zero=False),
+    "acquire_timeout": as_seconds,
+    "recycle": lambda key, value: as_seconds(key, value, allow_zero=True),
+    "connect_timeout": as_seconds,
+    "query_timeout": as_seconds,
 }

@@ -14,16 +14,20 @@ from .models import CENT, InfoRow
 
 #: Largest page `list_page` serves.
 MAX_PAGE_SIZE = 1000
-#: Largest id a client may choose (the seed's INT range). The column is 64-bit, so the ids
+#: Largest id a client may choose (the tutorial's INT range). The column is 64-bit, so the ids
 #: the store assigns, always above every id stored so far, go on after it: a client that
 #: takes this one leaves 2**63 - 2**31 ids for the store, not none.
 MAX_ID = 2**31 - 1
 #: Largest id a row can have (BIGINT; SQLite's INTEGER).
 MAX_ROW_ID = 2**63 - 1
+# The limits of a row's fields, here because the table sets most of them; the API's schemas
+# (schemas.py) import them, so what a request may send and what the store keeps are one rule.
 #: Characters in a name (VARCHAR(64)).
 MAX_NAME_LENGTH = 64
-#: DECIMAL(12, 2): ten digits before the point, two after.
-MONEY_LIMIT = Decimal("10000000000")
+#: The range of money: DECIMAL(12, 2) holds ten digits before the point and two after; no
+#: amount is negative (the API's rule, kept by every caller of the store).
+MIN_MONEY = Decimal("0")
+MAX_MONEY = Decimal("9999999999.99")
 
 #: Rows per multi-row INSERT of `insert_many` (a statement's parameters stay well inside
 #: SQLite's 32,766 and MariaDB's packet size).
@@ -126,9 +130,12 @@ class InfoStore(ABC):
             current = expected if expected is not None else await self.get(id)
             if current is None:
                 return None
+            # Only what changes is checked: a kept value is one the table holds already (a
+            # table written by an older version or by hand may hold what is refused now).
             new_name = current.name if name is None else name
-            # The row exists, so its id is one the store holds (assigned ids go past MAX_ID).
-            new_money = check_new_row(None, new_name, current.money if money is None else money)
+            if name is not None:
+                check_name(name)
+            new_money = current.money if money is None else check_money(money)
             row = InfoRow(id, new_name, new_money)
             if row == current:
                 # Nothing to write, but the row must still be the one read (the read is the
@@ -219,17 +226,28 @@ def check_new_row(id: int | None, name: str, money: Decimal) -> Decimal:
     """Refuse what the table cannot hold exactly; return money with exactly two places."""
     if id is not None:
         check_id(id)
+    check_name(name)
+    return check_money(money)
+
+
+def check_name(name: str) -> None:
+    """Refuse a name the table cannot hold."""
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, not {type(name).__name__}")
     if len(name) > MAX_NAME_LENGTH:
         raise ValueError(f"name is longer than {MAX_NAME_LENGTH} characters")
     name.encode("utf-8")  # lone surrogates would fail later, inside a transaction
+
+
+def check_money(money: Decimal) -> Decimal:
+    """Refuse an amount outside MIN_MONEY..MAX_MONEY or with more than two places; return
+    it with exactly two places."""
     if not isinstance(money, Decimal):
         raise TypeError(f"money must be a Decimal, not {type(money).__name__}")
     if not money.is_finite():
         raise ValueError(f"money must be a finite amount, not {money}")
-    if abs(money) >= MONEY_LIMIT:
-        raise ValueError(f"money must be below {MONEY_LIMIT} in absolute value")
+    if not MIN_MONEY <= money <= MAX_MONEY:
+        raise ValueError(f"money must be from {MIN_MONEY} to {MAX_MONEY}")
     try:
         exact = money.quantize(CENT)
     except InvalidOperation:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
+from ..config import mask_password
 from ..errors import ConfigError
 
 EXPECTED_URL = "mysql://user:password@host:port/db or sqlite:///relative/or/absolute.sqlite3"
@@ -40,14 +41,13 @@ def parse_mysql_url(url: str) -> MySQLAddress:
         parts = urlsplit(url)
         port = parts.port or 3306
     except ValueError:
-        raise ConfigError("DATABASE_URL", _masked(url), EXPECTED_URL) from None
+        raise ConfigError("DATABASE_URL", mask_password(url), EXPECTED_URL) from None
     database = parts.path.lstrip("/")
     if parts.scheme != "mysql" or not parts.hostname or parts.query or parts.fragment:
-        raise ConfigError("DATABASE_URL", _masked(url), EXPECTED_URL)
+        raise ConfigError("DATABASE_URL", mask_password(url), EXPECTED_URL)
     if not _DATABASE_NAME.fullmatch(database):
-        raise ConfigError(
-            "DATABASE_URL", _masked(url), "a database name of letters, digits, _ or $ after the /"
-        )
+        raise ConfigError("DATABASE_URL", mask_password(url),
+                          "a database name of letters, digits, _ or $ after the /")
     return MySQLAddress(
         host=parts.hostname,
         port=port,
@@ -62,18 +62,16 @@ def sqlite_path(url: str, base_dir: str | Path) -> str:
 
     `sqlite:///:memory:` gives an in-memory database (one per store, gone on close).
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # unbalanced brackets
+        raise ConfigError("DATABASE_URL", mask_password(url), EXPECTED_URL) from None
     if parts.scheme != "sqlite" or parts.netloc or parts.query or parts.fragment:
-        raise ConfigError("DATABASE_URL", url, EXPECTED_URL)
+        raise ConfigError("DATABASE_URL", mask_password(url), EXPECTED_URL)
     # urlsplit keeps the slash that separates an empty host from the path: strip that one.
     path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
     if not path:
-        raise ConfigError("DATABASE_URL", url, EXPECTED_URL)
+        raise ConfigError("DATABASE_URL", mask_password(url), EXPECTED_URL)
     if path == ":memory:":
         return path
     return str(Path(base_dir, path).resolve())
-
-
-def _masked(url: str) -> str:
-    """The URL with any password replaced, for error messages."""
-    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)

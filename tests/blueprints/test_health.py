@@ -10,7 +10,8 @@ from quart.testing import QuartClient
 
 from quart_app import create_app
 
-from ..throwaway_redis import ThrowawayRedis, free_port
+from ..support import free_port
+from ..throwaway_redis import ThrowawayRedis
 
 
 async def test_healthz_is_alive(client: QuartClient) -> None:
@@ -43,7 +44,7 @@ async def test_unreachable_redis_serves_and_readyz_names_the_cache(tmp_path: Any
         body = await response.get_json()
         assert body["down"] == ["cache"]
         assert "redis unreachable" in body["checks"]["cache"]["error"]
-        # The seed's routes still answer: the cache just misses.
+        # The tutorial's routes still answer: the cache just misses.
         assert (await client.get("/")).status_code == 200
         assert (await client.get("/get")).status_code == 404
 

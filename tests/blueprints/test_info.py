@@ -16,7 +16,8 @@ from quart_app import create_app
 from quart_app.dispatch import receiver
 from quart_app.signals import info_insert_failed, info_inserted, info_will_insert
 
-from ..throwaway_redis import ThrowawayRedis, free_port
+from ..support import free_port
+from ..throwaway_redis import ThrowawayRedis
 
 
 async def post(client: QuartClient, **fields: Any) -> Any:
@@ -149,7 +150,7 @@ async def test_missing_row_is_404(client: QuartClient) -> None:
     assert "12345" in (await response.get_json())["message"]
 
 
-async def test_seed_url_inserts_like_the_tutorial(client: QuartClient) -> None:
+async def test_the_tutorials_url_inserts_like_the_tutorial(client: QuartClient) -> None:
     response = await client.get("/info?id=5&name=redis&money=588")
     assert response.status_code == 200
     assert await response.get_data(as_text=True) == "创建info数据成功!!!"

@@ -21,7 +21,7 @@ from quart_app.signals import (
     info_will_update,
 )
 
-from ..throwaway_redis import free_port
+from ..support import free_port
 
 ROW = {"id": 5, "name": "redis", "money": "588.00"}
 

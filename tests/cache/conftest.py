@@ -5,17 +5,9 @@ from typing import Any
 
 import pytest
 
-from quart_app.cache import CacheClient, CacheSettings
+from quart_app.cache import CacheClient
 
-
-def settings_from(cache_config: dict[str, Any], **changes: Any) -> CacheSettings:
-    fields = {
-        "cache_type": cache_config["CACHE_TYPE"],
-        "key_prefix": cache_config["CACHE_KEY_PREFIX"],
-    }
-    if "CACHE_REDIS_URL" in cache_config:
-        fields["redis_url"] = cache_config["CACHE_REDIS_URL"]
-    return CacheSettings(**{**fields, **changes})
+from ..support import settings_from
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import redis.asyncio as redis
 
 from quart_app.cache import MISSING, CacheClient
 
-from .conftest import settings_from
+from ..support import settings_from
 
 
 async def test_values_round_trip_by_value(cache_client: CacheClient) -> None:

@@ -26,14 +26,8 @@ from quart_app.extensions import cache
 from quart_app.signals import info_inserted
 
 from ..services import REDIS_URL, require_service
+from ..support import settings_from, wait_until
 from ..throwaway_redis import ThrowawayRedis
-from .conftest import settings_from
-
-
-async def wait_until(condition: Any, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():  # noqa: ASYNC110  (the state lives in another component)
-            await asyncio.sleep(0.01)
 
 
 def tiered_app(tmp_path: Path, redis_url: str, prefix: str, channel: str, **extra: Any) -> Quart:

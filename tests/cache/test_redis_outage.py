@@ -11,7 +11,8 @@ import redis.asyncio as redis
 
 from quart_app.cache import MISSING, CacheClient, CacheSettings, CacheUnavailable
 
-from ..throwaway_redis import ThrowawayRedis, free_port
+from ..support import free_port
+from ..throwaway_redis import ThrowawayRedis
 
 
 def client_for(url: str, **changes: object) -> CacheClient:

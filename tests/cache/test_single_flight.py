@@ -11,7 +11,7 @@ import pytest
 from quart_app.cache import CacheClient
 from quart_app.cache.single_flight import LeasePolicy, SingleFlight, run_leased
 
-from .conftest import settings_from
+from ..support import settings_from
 
 
 async def test_concurrent_callers_share_one_computation() -> None:

@@ -18,13 +18,9 @@ from quart.testing import QuartClient
 from quart_app.extensions import cache
 
 from ..throwaway_redis import ThrowawayRedis
-from .view_app import create_view_app
+from .view_app import create_view_app, runs
 
 UNAVAILABLE = "quart_app; fwd=miss; detail=cache-unavailable"
-
-
-def runs(app: Quart, name: str) -> int:
-    return int(app.extensions["probe"].runs[name])
 
 
 def outage_config(server: ThrowawayRedis, tmp_path: Path, **changes: Any) -> dict[str, Any]:

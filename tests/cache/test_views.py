@@ -18,7 +18,7 @@ from quart_app.cache.generations import establish
 from quart_app.cache.views import delete_cached
 from quart_app.extensions import cache
 
-from .view_app import BODIES, create_view_app
+from .view_app import BODIES, create_view_app, runs
 
 
 @pytest.fixture
@@ -26,10 +26,6 @@ async def app(app_config: dict[str, Any]) -> AsyncIterator[Quart]:
     app = create_view_app(app_config)
     async with app.test_app():
         yield app
-
-
-def runs(app: Quart, name: str) -> int:
-    return int(app.extensions["probe"].runs[name])
 
 
 def client_of(app: Quart) -> CacheClient:

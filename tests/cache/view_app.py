@@ -54,6 +54,11 @@ def counted(name: str) -> int:
     return probe().runs[name]
 
 
+def runs(app: Quart, name: str) -> int:
+    """How many times `app`'s probe view `name` ran (for tests, outside the app context)."""
+    return int(app.extensions["probe"].runs[name])
+
+
 def create_view_app(config: dict[str, Any] | None = None) -> Quart:
     app = create_app(config)
     add_probe_views(app)

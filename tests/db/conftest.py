@@ -56,13 +56,6 @@ async def admin(mysql_url: str) -> AsyncIterator[Any]:
         conn.close()
 
 
-async def query(conn: Any, sql: str, args: Any = None) -> list[tuple[Any, ...]]:
-    """Run one statement on an aiomysql connection and return its rows."""
-    async with conn.cursor() as cur:
-        await cur.execute(sql, args)
-        return list(await cur.fetchall())
-
-
 @pytest.fixture(params=["sqlite", "mysql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh SQLite file, then the shared MariaDB with an empty table."""

@@ -13,7 +13,7 @@ from quart_app.db import Database, InfoRow, StoreUnavailable
 from quart_app.db.sqlite_store import SQLiteStore
 from quart_app.errors import ConfigError
 
-from ..throwaway_mariadb import free_port
+from ..support import free_port
 
 
 def make_app(tmp_path: Path, **config: Any) -> Quart:

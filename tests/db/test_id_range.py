@@ -27,7 +27,7 @@ from quart_app.db.mysql_pool import MySQLPool, is_disconnect
 from quart_app.db.mysql_store import MySQLStore
 from quart_app.db.sqlite_store import SQLiteStore
 
-from .conftest import query
+from ..support import query
 
 ONE = Decimal("1")
 

@@ -14,7 +14,7 @@ import pytest
 from quart_app.db import InfoRow, PoolSettings, StoreUnavailable, create_store
 from quart_app.db.mysql_store import MySQLStore
 
-from .conftest import query
+from ..support import query
 
 
 @pytest.fixture

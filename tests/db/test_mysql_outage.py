@@ -13,8 +13,8 @@ import pytest
 from quart_app.db import PoolSettings, StoreUnavailable, create_store
 from quart_app.db.mysql_store import MySQLStore
 
+from ..support import query
 from ..throwaway_mariadb import ThrowawayMariaDB
-from .conftest import query
 
 FAST = {"connect_timeout": 1, "acquire_timeout": 1, "query_timeout": 5, "mincached": 2}
 

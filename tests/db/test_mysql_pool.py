@@ -14,7 +14,7 @@ from quart_app.db import PoolExhausted, StoreError
 from quart_app.db.mysql_pool import MySQLPool
 from quart_app.db.urls import parse_mysql_url
 
-from .conftest import query
+from ..support import query, server_has, wait_until_gone
 
 MakePool = Callable[..., MySQLPool]
 
@@ -24,20 +24,6 @@ async def connection_id(pool: MySQLPool) -> int:
         ((value,),) = await query(conn.raw, "SELECT CONNECTION_ID()")
         assert value == conn.thread_id
         return int(value)
-
-
-async def server_has(admin: Any, thread_id: int) -> bool:
-    rows = await query(admin, "SELECT 1 FROM information_schema.PROCESSLIST WHERE ID = %s",
-                       (thread_id,))
-    return bool(rows)
-
-
-async def wait_until_gone(admin: Any, thread_id: int, seconds: float = 2) -> None:
-    for _ in range(int(seconds / 0.02)):
-        if not await server_has(admin, thread_id):
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"connection {thread_id} is still open on the server")
 
 
 async def test_mincached_connections_open_at_start(make_pool: MakePool, admin: Any) -> None:

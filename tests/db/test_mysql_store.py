@@ -15,8 +15,7 @@ import pytest
 from quart_app.db import DuplicateId, PoolSettings, StoreError, StoreUnavailable, create_store
 from quart_app.db.mysql_store import MySQLStore
 
-from .conftest import query
-from .test_mysql_pool import wait_until_gone
+from ..support import query, wait_until_gone
 
 
 def mysql_store(url: str, tmp_path: Path, **settings: Any) -> MySQLStore:
@@ -187,7 +186,7 @@ async def test_a_missing_database_is_created(mysql_url: str, admin: Any, tmp_pat
         await query(admin, f"DROP DATABASE IF EXISTS `{name}`")
 
 
-async def test_a_seed_shaped_table_is_a_clear_error(
+async def test_a_tutorial_shaped_table_is_a_clear_error(
     mysql_url: str, admin: Any, tmp_path: Path
 ) -> None:
     await query(admin, "CREATE TABLE info (id INT PRIMARY KEY, name VARCHAR(64), money DECIMAL)")

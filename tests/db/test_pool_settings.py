@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from quart_app import create_app
 from quart_app.db import PoolSettings
 from quart_app.errors import ConfigError
 
 
-def test_defaults_are_the_seeds_pooleddb_settings() -> None:
+def test_defaults_are_the_tutorials_pooleddb_settings() -> None:
     settings = PoolSettings.from_mapping({})
     assert settings == PoolSettings()
     assert (settings.maxconnections, settings.mincached, settings.maxcached) == (6, 2, 5)
@@ -20,10 +23,10 @@ def test_defaults_are_the_seeds_pooleddb_settings() -> None:
     assert PoolSettings.from_mapping(None) == settings
 
 
-def test_the_seed_settings_as_written_in_toml() -> None:
-    seed: dict[str, Any] = {"maxconnections": 6, "mincached": 2, "maxcached": 5, "maxshared": 3,
+def test_the_tutorials_settings_as_written_in_toml() -> None:
+    tutorial: dict[str, Any] = {"maxconnections": 6, "mincached": 2, "maxcached": 5, "maxshared": 3,
             "blocking": True, "maxusage": None, "setsession": [], "ping": 0}
-    assert PoolSettings.from_mapping(seed) == PoolSettings()
+    assert PoolSettings.from_mapping(tutorial) == PoolSettings()
 
 
 def test_keys_are_case_insensitive_and_the_later_spelling_wins() -> None:
@@ -106,3 +109,51 @@ def test_bad_values_name_key_value_and_expectation(
 def test_not_a_mapping() -> None:
     with pytest.raises(ConfigError, match="DATABASE_POOL"):
         PoolSettings.from_mapping(["maxconnections"])  # type: ignore[arg-type]
+
+
+def _outcome(read: Callable[[], Any]) -> tuple[str, Any]:
+    """What reading a setting gave: its value, or what the refusal expected."""
+    try:
+        return "read", read()
+    except ConfigError as error:
+        return "refused", error.expected
+
+
+@pytest.mark.parametrize("value", [
+    True, False, 1, 0, "true", "FALSE", "yes", "No", "on", "OFF", "1", "0", " yes ",
+    2, -1, 1.0, "", "y", "maybe", None,
+])
+def test_a_pool_boolean_is_read_as_a_top_level_one(value: Any) -> None:
+    top_level = _outcome(lambda: create_app({"CACHE_FAST_HITS": value}).config["CACHE_FAST_HITS"])
+    pool = _outcome(lambda: PoolSettings.from_mapping({"blocking": value}).blocking)
+    assert pool == top_level
+
+
+# Not None: to PooledDB's sizes it means 0.
+@pytest.mark.parametrize("value", [
+    12, "12", " 12 ", "+12", 12.0, 0, "0", -1, "-1", 2.5, "2.5", True, "six", "1_000", "\u0665",
+    "\u00b2", "+-5",
+])
+def test_a_pool_size_is_read_as_a_top_level_whole_number(value: Any) -> None:
+    top_level = _outcome(
+        lambda: create_app({"CACHE_DEFAULT_TIMEOUT": value}).config["CACHE_DEFAULT_TIMEOUT"])
+    pool = _outcome(lambda: PoolSettings.from_mapping(
+        {"maxconnections": value, "maxcached": 0, "mincached": 0}).maxconnections)
+    assert pool == top_level
+
+
+@pytest.mark.parametrize("value", [
+    0.5, "0.5", " 2 ", 3, 0, "0", -1, "inf", float("inf"), "nan", True, "soon", None,
+])
+def test_a_pool_timeout_is_read_as_a_top_level_one(value: Any) -> None:
+    top_level = _outcome(
+        lambda: create_app({"CACHE_REDIS_TIMEOUT": value}).config["CACHE_REDIS_TIMEOUT"])
+    pool = _outcome(lambda: PoolSettings.from_mapping({"acquire_timeout": value}).acquire_timeout)
+    assert pool == top_level
+
+
+def test_a_settings_file_spells_booleans_the_same_in_the_pool_table(settings_file: Path) -> None:
+    settings_file.write_text('CACHE_FAST_HITS = "off"\n[DATABASE_POOL]\nblocking = "off"\n')
+    config = create_app().config
+    assert config["CACHE_FAST_HITS"] is False
+    assert PoolSettings.from_mapping(config["DATABASE_POOL"]).blocking is False

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from quart_app.db import PoolSettings, StoreUnavailable, create_store
+from quart_app.db import InfoRow, PoolSettings, StoreUnavailable, create_store
 from quart_app.db.sqlite_store import SQLiteStore
 
 
@@ -40,6 +40,22 @@ async def test_an_insert_is_committed_before_it_returns(store: SQLiteStore) -> N
         ]
     finally:
         other.close()
+
+
+async def test_a_change_keeps_a_stored_value_the_store_would_refuse_now(
+    store: SQLiteStore,
+) -> None:
+    # Older versions stored negative money; renaming such a row keeps its amount.
+    await store.insert(5, "old", Decimal("1"))
+    other = sqlite3.connect(store.path)
+    try:
+        other.execute("UPDATE info SET money_cents = -100 WHERE id = 5")
+        other.commit()
+    finally:
+        other.close()
+    assert await store.update(5, name="new") == (
+        InfoRow(5, "old", Decimal("-1")), InfoRow(5, "new", Decimal("-1")))
+    assert await store.get(5) == InfoRow(5, "new", Decimal("-1"))
 
 
 async def test_two_stores_on_one_file_assign_distinct_ids(store: SQLiteStore) -> None:

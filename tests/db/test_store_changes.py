@@ -9,12 +9,9 @@ import pytest
 
 from quart_app.db import DuplicateId, InfoRow, InfoStore, StoreError
 from quart_app.db.errors import RowChanged
-from quart_app.db.store import BULK_CHUNK, MAX_ID, MAX_PAGE_SIZE
+from quart_app.db.store import BULK_CHUNK, MAX_ID
 
-
-async def all_rows(store: InfoStore) -> list[InfoRow]:
-    rows, _ = await store.list_page(MAX_PAGE_SIZE, None)
-    return rows
+from ..support import all_rows
 
 
 async def test_update_replaces_the_row_and_gives_the_previous(store: InfoStore) -> None:
@@ -53,6 +50,8 @@ async def test_update_refuses_what_the_table_cannot_hold(store: InfoStore) -> No
         await store.update(5, money=Decimal("1.234"))
     with pytest.raises(ValueError):
         await store.update(5, name="x" * 65)
+    with pytest.raises(ValueError):
+        await store.update(5, money=Decimal("-0.01"))
     assert await store.get(5) == InfoRow(5, "a", Decimal("1"))
 
 

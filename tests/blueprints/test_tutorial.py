@@ -76,8 +76,11 @@ async def test_index_render_is_logged_once_per_render(
         assert render_logs(caplog)[2:] == ["rendering index.html for name='bob'"]
 
 
-async def test_seed_routes_can_be_switched_off(app_config: dict[str, Any]) -> None:
-    app = create_app({**app_config, "SEED_ROUTES": False})
+@pytest.mark.parametrize("setting", ["TUTORIAL_ROUTES", "SEED_ROUTES"])
+async def test_tutorial_routes_can_be_switched_off(
+    app_config: dict[str, Any], setting: str
+) -> None:
+    app = create_app({**app_config, setting: False})
     async with app.test_app():
         client = app.test_client()
         assert (await client.get("/")).status_code == 404
