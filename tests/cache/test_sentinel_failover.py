@@ -18,7 +18,7 @@ from quart import Quart
 
 from quart_app import create_app
 
-from ..throwaway_sentinel import ThrowawaySentinels, throwaway_sentinels
+from ..throwaway_sentinel import MASTER_NAME, ThrowawaySentinels, throwaway_sentinels
 
 __all__ = ["throwaway_sentinels"]  # a fixture
 
@@ -190,3 +190,53 @@ async def test_killing_the_primary_under_load_loses_nothing_and_serves_nothing_s
     assert counts.stale == 0
     assert counts.server_errors == 0
     assert counts.refused == 0
+
+
+def pubsub_clients(deployment: ThrowawaySentinels, port: int) -> list[str]:
+    """The names of the subscribed clients of the server on `port`."""
+    server = deployment.client(port)
+    try:
+        return [client["name"] for client in server.client_list(_type="pubsub")]
+    finally:
+        server.close()
+
+
+async def subscribed_on(deployment: ThrowawaySentinels, port: int, names: set[str]) -> None:
+    """Until every client named in `names` is subscribed on the server on `port`."""
+    async with asyncio.timeout(10):
+        while True:
+            if names <= set(await asyncio.to_thread(pubsub_clients, deployment, port)):
+                return
+            await asyncio.sleep(0.05)
+
+
+async def test_a_demoted_master_loses_the_bus_subscribers_to_the_new_one(
+    throwaway_sentinels: ThrowawaySentinels, tmp_path: Path
+) -> None:
+    """SENTINEL FAILOVER demotes the master without killing it: its subscribers stay connected
+    and would hear nothing published on the new master, so the bus asks the sentinels where
+    the master is and subscribes there."""
+    apps = (worker(throwaway_sentinels, tmp_path, CACHE_LOCAL=True),
+            worker(throwaway_sentinels, tmp_path, CACHE_LOCAL=True))
+    async with apps[0].test_app(), apps[1].test_app():
+        buses = [app.extensions["signal_bus"] for app in apps]
+        names = {f"quart_app-bus-{bus.origin[:12]}" for bus in buses}
+        old = throwaway_sentinels.primary_port
+        await subscribed_on(throwaway_sentinels, old, names)
+        sentinel = throwaway_sentinels.client(throwaway_sentinels.sentinel_ports[0])
+        try:
+            sentinel.sentinel_failover(MASTER_NAME)
+        finally:
+            sentinel.close()
+        new = await asyncio.to_thread(throwaway_sentinels.wait_for_promotion, old)
+        await subscribed_on(throwaway_sentinels, new, names)
+        async with asyncio.timeout(10):
+            while not all(bus.connected for bus in buses):  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        # and an insert on one is read at once on the other, its copy evicted and confirmed
+        reader = apps[1].test_client()
+        assert (await reader.get("/api/info/9")).status_code == 404
+        created = await apps[0].test_client().post(
+            "/api/info", json={"id": 9, "name": "n", "money": "1"})
+        assert created.status_code in (201, 503)
+        assert (await reader.get("/api/info/9")).status_code == 200
