@@ -30,6 +30,12 @@ other process, so until a publish succeeds again the bus reports itself unhealth
 first one that does is a "resync" message: every process empties its copies as above.
 The subscription has a connection of its own that is never silently re-made (redis-py's
 retry would resubscribe without telling): its loss is what tells this process to distrust.
+
+With `RedisSentinelCache` the bus is on the master the sentinels name (a `redis+sentinel://`
+SIGNALS_BUS_URL): a failover breaks the subscription, which is made again on the new master,
+with every per-process copy emptied as above. A master that is demoted rather than killed
+keeps its subscribers while publishes go to the new one, so the subscriber also asks the
+sentinels every MASTER_CHECK_INTERVAL where the master is, and moves when it moved.
 """
 
 from __future__ import annotations
@@ -47,12 +53,15 @@ import redis.asyncio as redis
 from blinker import NamedSignal
 from quart import Quart
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 
 from .cache import CacheClient
 from .cache.backends import RETRY_ON_A_FRESH_CONNECTION
 from .cache.local_tier import LocalTier
+from .cache.sentinel import master_client
 from .cache.write_guard import note_undelivered
+from .config import SENTINEL_SCHEME, parse_sentinel_url
 from .dispatch import send_local
 from .extensions import cache as app_cache
 from .signals import BROADCAST
@@ -71,6 +80,8 @@ DELIVERY_QUEUE_SIZE = 1000
 SUBSCRIBE_TIMEOUT = 5.0
 #: Seconds between attempts to tell the other processes, after a failed publish, to resync.
 RESYNC_INTERVAL = 0.2
+#: Seconds between two questions to the sentinels about where the master is.
+MASTER_CHECK_INTERVAL = 1.0
 _SIGNALS_BY_NAME = {signal.name: signal for signal in BROADCAST}
 
 
@@ -105,6 +116,9 @@ class SignalBus:
         self._app = app
         self._client: redis.Redis | None = None
         self._subscriber_client: redis.Redis | None = None
+        self._sentinel: Sentinel | None = None
+        self._master_name = ""
+        self._next_master_check = 0.0
         self._resync: asyncio.Task[None] | None = None
         self._reconnect_callbacks: list[Callable[[], Awaitable[None]]] = []
         self._disconnect_callbacks: list[Callable[[], None]] = []
@@ -234,15 +248,7 @@ class SignalBus:
             socket_timeout=max(5.0, self._ack_timeout + 2),
             client_name=f"quart_app-bus-{self.origin[:12]}",
         )
-        pool = redis.BlockingConnectionPool.from_url(
-            self.url, max_connections=POOL_SIZE, timeout=self._ack_timeout,
-            retry=RETRY_ON_A_FRESH_CONNECTION, **settings,
-        )
-        self._client = redis.Redis(connection_pool=pool)
-        # No retry here: redis-py would re-make a dead subscription silently, and the
-        # messages of the gap would be lost without this process knowing to distrust.
-        self._subscriber_client = redis.Redis.from_url(self.url, retry=Retry(NoBackoff(), 0),
-                                                       **settings)
+        self._client, self._subscriber_client = self._connect(settings)
         loop = asyncio.get_running_loop()
         subscriber = loop.create_task(self._subscribe_forever())
         deliverer = loop.create_task(self._deliver_in_order())
@@ -254,7 +260,48 @@ class SignalBus:
                 await task
         await self._client.aclose()
         await self._subscriber_client.aclose()
-        self._client = self._subscriber_client = None
+        if self._sentinel is not None:
+            await self._sentinel.aclose()
+        self._client = self._subscriber_client = self._sentinel = None
+
+    def _connect(self, settings: dict[str, Any]) -> tuple[redis.Redis, redis.Redis]:
+        """The publishing client (a pool) and the subscriber's, on the URL's server or on the
+        master the sentinels name."""
+        publishing: dict[str, Any] = dict(max_connections=POOL_SIZE, timeout=self._ack_timeout,
+                                          retry=RETRY_ON_A_FRESH_CONNECTION, **settings)
+        # No retry here: redis-py would re-make a dead subscription silently, and the
+        # messages of the gap would be lost without this process knowing to distrust.
+        subscribing: dict[str, Any] = dict(retry=Retry(NoBackoff(), 0), **settings)
+        if not self.url.startswith(SENTINEL_SCHEME + "://"):
+            pool = redis.BlockingConnectionPool.from_url(self.url, **publishing)
+            return (redis.Redis(connection_pool=pool),
+                    redis.Redis.from_url(self.url, **subscribing))
+        sentinels, self._master_name, database = parse_sentinel_url(self.url)
+        credentials = dict(db=database, password=self._app.config["CACHE_REDIS_PASSWORD"],
+                           sentinel_password=self._app.config["CACHE_REDIS_SENTINEL_PASSWORD"])
+        self._sentinel, client = master_client(sentinels, self._master_name, **credentials,
+                                               **publishing)
+        subscriber = self._sentinel.master_for(
+            self._master_name, db=database, password=credentials["password"], **subscribing)
+        return client, subscriber
+
+    async def _master_moved(self, pubsub: Any) -> bool:
+        """Whether the sentinels now name another master than the one this subscription is on
+        (asked at most every MASTER_CHECK_INTERVAL; no answer is not a move)."""
+        if self._sentinel is None or time.monotonic() < self._next_master_check:
+            return False
+        self._next_master_check = time.monotonic() + MASTER_CHECK_INTERVAL
+        try:
+            address = await self._sentinel.discover_master(self._master_name)
+        except _OUTAGE:
+            return False
+        connection = pubsub.connection
+        if connection is None or (connection.host, connection.port) == tuple(address):
+            return False
+        if self._client is not None:  # its idle connections go now, busy ones when released
+            pool: Any = self._client.connection_pool
+            await pool.get_master_address()
+        return True
 
     async def _subscribe_forever(self) -> None:
         delay = 0.1
@@ -275,6 +322,8 @@ class SignalBus:
                     message = await pubsub.get_message(timeout=1.0)
                     if message is not None and message["type"] == "message":
                         await self._deliver(message["data"])
+                    if await self._master_moved(pubsub):
+                        raise redis.ConnectionError("the sentinels name another master")
             except Exception as error:
                 if isinstance(error, _OUTAGE):
                     if self.subscribed:

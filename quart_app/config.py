@@ -54,6 +54,11 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_REDIS_PORT": None,
     "CACHE_REDIS_DB": None,
     "CACHE_REDIS_PASSWORD": None,
+    # RedisSentinelCache: the sentinels ("host:port" or [host, port]; None: Flask-Caching's
+    # 127.0.0.1:26379), the master's name, and the sentinels' own password (environment only).
+    "CACHE_REDIS_SENTINELS": None,
+    "CACHE_REDIS_SENTINEL_MASTER": "mymaster",
+    "CACHE_REDIS_SENTINEL_PASSWORD": None,
     "CACHE_OPTIONS": None,
     "CACHE_ARGS": [],
     "CACHE_NO_NULL_WARNING": False,
@@ -106,10 +111,17 @@ CACHE_TYPE_ALIASES: dict[str, str] = {
     "rediscache": "RedisCache",
     "redis": "RedisCache",
     "flask_caching.backends.rediscache": "RedisCache",
+    "redissentinelcache": "RedisSentinelCache",
+    "redissentinel": "RedisSentinelCache",
+    "flask_caching.backends.redissentinelcache": "RedisSentinelCache",
+    "flask_caching.backends.redissentinel": "RedisSentinelCache",
     "nullcache": "NullCache",
     "null": "NullCache",
     "flask_caching.backends.nullcache": "NullCache",
 }
+
+#: The CACHE_TYPEs served by Redis (what the local tier and redis-py options need).
+REDIS_CACHE_TYPES = ("RedisCache", "RedisSentinelCache")
 
 ENV_PREFIX = "QUART"
 # Names the QUART_ prefix catches that are not app settings: Quart's command line reads
@@ -127,7 +139,7 @@ _FOREIGN_SETTING_PREFIXES = ("QUART_SCHEMA_",)
 SETTING_ALIASES: dict[str, str] = {"SEED_ROUTES": "TUTORIAL_ROUTES"}
 
 # Settings that may hold credentials, so they must come from the environment.
-_SECRET_KEYS = ("SECRET_KEY", "CACHE_REDIS_PASSWORD")
+_SECRET_KEYS = ("SECRET_KEY", "CACHE_REDIS_PASSWORD", "CACHE_REDIS_SENTINEL_PASSWORD")
 _URL_KEYS = ("DATABASE_URL", "CACHE_REDIS_URL", "SIGNALS_BUS_URL")
 
 
@@ -389,6 +401,85 @@ def as_redis_host(key: str, value: Any) -> str | None:
                       "client; this cache keeps its own async pool: give its host)")
 
 
+#: CACHE_REDIS_SENTINELS when unset, as in Flask-Caching.
+DEFAULT_SENTINELS = (("127.0.0.1", 26379),)
+#: SIGNALS_BUS_URL's scheme for "the master the sentinels name" (see `sentinel_bus_url`).
+SENTINEL_SCHEME = "redis+sentinel"
+_SENTINEL_EXPECTED = ('a list of sentinels, each "host:port" or [host, port] '
+                      '(a string may list them with commas)')
+
+
+def _sentinel_address(key: str, item: Any) -> tuple[str, int]:
+    if isinstance(item, str):
+        host, colon, port = item.strip().rpartition(":")
+        if not colon:
+            raise ConfigError(key, item, _SENTINEL_EXPECTED + ": the port is missing")
+        if host.startswith("[") and host.endswith("]"):  # [IPv6]:port
+            host = host[1:-1]
+        item = [host, port]
+    if not isinstance(item, list | tuple) or len(item) != 2:
+        raise ConfigError(key, item, _SENTINEL_EXPECTED)
+    host, port = item
+    if not isinstance(host, str) or not host or any(char in host for char in ",/ "):
+        raise ConfigError(key, item, _SENTINEL_EXPECTED + ": a host name or address")
+    try:
+        number = as_int(key, port, minimum=1)
+    except ConfigError:
+        number = 0
+    if not 1 <= number <= 65535:
+        raise ConfigError(key, item, _SENTINEL_EXPECTED + ": a port from 1 to 65535")
+    return host, number
+
+
+def as_sentinels(key: str, value: Any) -> list[tuple[str, int]]:
+    """Flask-Caching's [(host, port), ...]; also "host:port" items, or one "a:1,b:2" string
+    (an environment variable)."""
+    if value is None:
+        return list(DEFAULT_SENTINELS)
+    if isinstance(value, str):
+        value = [part for part in value.split(",") if part.strip()]
+    elif isinstance(value, list | tuple) and len(value) == 2 and not isinstance(
+            value[0], list | tuple) and not (isinstance(value[0], str) and ":" in value[0]):
+        value = [value]  # one [host, port] pair
+    if not isinstance(value, list | tuple) or not value:
+        raise ConfigError(key, value, _SENTINEL_EXPECTED)
+    return [_sentinel_address(key, item) for item in value]
+
+
+def as_master_name(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value or any(char in value for char in "/ "):
+        raise ConfigError(key, value, "the name the sentinels monitor the master under "
+                          "(sentinel monitor <name> ...), without spaces or slashes")
+    return value
+
+
+def sentinel_bus_url(config: Mapping[str, Any]) -> str:
+    """SIGNALS_BUS_URL for the master the sentinels name: `redis+sentinel://h1:p1,h2:p2/
+    <master>/<db>`; its passwords are CACHE_REDIS_PASSWORD and CACHE_REDIS_SENTINEL_PASSWORD."""
+    hosts = ",".join(f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+                     for host, port in config["CACHE_REDIS_SENTINELS"])
+    return (f"{SENTINEL_SCHEME}://{hosts}/{config['CACHE_REDIS_SENTINEL_MASTER']}/"
+            f"{config['CACHE_REDIS_DB'] or 0}")
+
+
+def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, int]:
+    """The sentinels, master name and database of a `redis+sentinel://` URL."""
+    parts = urlsplit(url)
+    master, _, database = parts.path.strip("/").partition("/")
+    return (as_sentinels("SIGNALS_BUS_URL", parts.netloc),
+            as_master_name("SIGNALS_BUS_URL", master),
+            as_int("SIGNALS_BUS_URL", database or "0"))
+
+
+def as_bus_url(key: str, value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    url = as_url(key, value, ("redis", "rediss", "unix", SENTINEL_SCHEME))
+    if url.startswith(SENTINEL_SCHEME + "://"):
+        parse_sentinel_url(url)
+    return url
+
+
 def as_optional_int(key: str, value: Any) -> int | None:
     return None if value is None else as_int(key, value)
 
@@ -450,6 +541,9 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "CACHE_REDIS_PORT": lambda key, value: None if value is None else as_int(key, value, 1),
     "CACHE_REDIS_DB": as_optional_int,
     "CACHE_REDIS_PASSWORD": as_optional_text,
+    "CACHE_REDIS_SENTINELS": as_sentinels,
+    "CACHE_REDIS_SENTINEL_MASTER": as_master_name,
+    "CACHE_REDIS_SENTINEL_PASSWORD": as_optional_text,
     "CACHE_OPTIONS": as_cache_options,
     "CACHE_ARGS": as_cache_args,
     "CACHE_NO_NULL_WARNING": as_bool,
@@ -472,9 +566,7 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "BACKGROUND_TASK_SHUTDOWN_TIMEOUT": as_seconds,
     "NOTIFY_DELAY": lambda key, value: as_seconds(key, value, allow_zero=True),
     "VISITS_FLUSH_INTERVAL": as_seconds,
-    "SIGNALS_BUS_URL": lambda key, value: (
-        None if value in (None, "") else as_url(key, value, ("redis", "rediss", "unix"))
-    ),
+    "SIGNALS_BUS_URL": as_bus_url,
     "SIGNALS_BUS_CHANNEL": as_prefix,
     "WORKERS": lambda key, value: as_int(key, value, minimum=1),
 }
@@ -551,7 +643,7 @@ def _apply_backend_options(config: MutableMapping[str, Any], builtin: bool) -> N
         if name in options:
             config[key] = _VALIDATORS[key](f"CACHE_OPTIONS.{name}", options[name])
     others = sorted(set(options) - set(_BACKEND_OPTIONS))
-    if others and config["CACHE_TYPE"] != "RedisCache":
+    if others and config["CACHE_TYPE"] not in REDIS_CACHE_TYPES:
         raise ConfigError("CACHE_OPTIONS", options, f"only {', '.join(_BACKEND_OPTIONS)} for "
                           f"{config['CACHE_TYPE']} (redis-py options need RedisCache)")
 
@@ -581,11 +673,13 @@ def resolve_redis_url(config: Mapping[str, Any]) -> str:
 
 def _require_redis_for_local_tier(config: MutableMapping[str, Any]) -> None:
     """The local tier sits in front of Redis, and its evictions travel on the signal bus."""
-    if config["CACHE_TYPE"] != "RedisCache":
+    if config["CACHE_TYPE"] not in REDIS_CACHE_TYPES:
         raise ConfigError("CACHE_LOCAL", True, "CACHE_TYPE = 'RedisCache' (the local tier "
                           f"sits in front of Redis; {config['CACHE_TYPE']} is already local)")
     if not config["SIGNALS_BUS_URL"]:
-        config["SIGNALS_BUS_URL"] = config["CACHE_REDIS_URL"]
+        config["SIGNALS_BUS_URL"] = (sentinel_bus_url(config)
+                                     if config["CACHE_TYPE"] == "RedisSentinelCache"
+                                     else config["CACHE_REDIS_URL"])
 
 
 def validate_receivers(value: Any) -> dict[str, bool]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import redis.asyncio as redis
@@ -230,6 +230,24 @@ DELETE_IF_EQUAL_SCRIPT = (
 )
 
 
+def pool_settings(
+    pool_size: int, socket_timeout: float, connection_options: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The cache's blocking pool and its timeouts; CACHE_OPTIONS (redis-py's names) add to
+    them, and decoding stays ours to decide."""
+    settings: dict[str, Any] = dict(
+        max_connections=pool_size,
+        timeout=socket_timeout,
+        socket_connect_timeout=socket_timeout,
+        socket_timeout=socket_timeout,
+        retry=RETRY_ON_A_FRESH_CONNECTION,
+        decode_responses=False,
+    )
+    settings.update({name: value for name, value in (connection_options or {}).items()
+                     if name != "decode_responses"})
+    return settings
+
+
 def _glob_escape(text: str) -> str:
     return "".join("\\" + char if char in "*?[]\\" else char for char in text)
 
@@ -244,19 +262,13 @@ class PrefixedRedisBackend(RedisCache):  # type: ignore[misc]
         connection_options: Mapping[str, Any] | None = None, **kwargs: Any,
     ) -> None:
         super().__init__(serializer=NullSerializer(), timeout=NO_CALL_TIMEOUT, **kwargs)
-        settings: dict[str, Any] = dict(
-            max_connections=pool_size,
-            timeout=socket_timeout,
-            socket_connect_timeout=socket_timeout,
-            socket_timeout=socket_timeout,
-            retry=RETRY_ON_A_FRESH_CONNECTION,
-            decode_responses=False,
-        )
-        # CACHE_OPTIONS (redis-py's names) add to these; decoding stays ours to decide.
-        settings.update({name: value for name, value in (connection_options or {}).items()
-                         if name != "decode_responses"})
+        settings = pool_settings(pool_size, socket_timeout, connection_options)
         pool = redis.BlockingConnectionPool.from_url(url, **settings)
         self.client = redis.Redis(connection_pool=pool)
+
+    def on_master_change(self, listener: Callable[[], None]) -> None:
+        """Call `listener` when the server behind this backend is replaced by another (a
+        failover); one server never is, so it is never called here."""
 
     async def _set(
         self, key: str, value: str, ttl: float | None = None, _cas_token: Any = None,

@@ -25,6 +25,7 @@ from aiocache.base import BaseCache
 
 from .backends import REDIS_OUTAGE_ERRORS, BoundedMemoryBackend, NullBackend, PrefixedRedisBackend
 from .local_tier import LocalTier
+from .sentinel import SentinelRedisBackend
 from .serialization import ValueSerializer
 from .write_guard import note_undelivered
 
@@ -70,6 +71,12 @@ class CacheSettings:
     local_timeout: float = 30.0
     #: CACHE_OPTIONS other than Flask-Caching's backend arguments: redis-py connection options.
     redis_options: tuple[tuple[str, Any], ...] = ()
+    #: RedisSentinelCache: the sentinels, the master's name, the passwords and the database.
+    sentinels: tuple[tuple[str, int], ...] = ()
+    sentinel_master: str = "mymaster"
+    sentinel_password: str | None = None
+    redis_password: str | None = None
+    redis_db: int = 0
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> CacheSettings:
@@ -90,6 +97,11 @@ class CacheSettings:
                 (name, value) for name, value in (config.get("CACHE_OPTIONS") or {}).items()
                 if name not in ("default_timeout", "key_prefix", "threshold")
             ),
+            sentinels=tuple(config["CACHE_REDIS_SENTINELS"]),
+            sentinel_master=config["CACHE_REDIS_SENTINEL_MASTER"],
+            sentinel_password=config["CACHE_REDIS_SENTINEL_PASSWORD"],
+            redis_password=config["CACHE_REDIS_PASSWORD"],
+            redis_db=config["CACHE_REDIS_DB"] or 0,
         )
 
 
@@ -97,6 +109,13 @@ def make_backend(settings: CacheSettings) -> BaseCache:
     if settings.cache_type == "RedisCache":
         return PrefixedRedisBackend(
             settings.redis_url, settings.redis_pool_size, settings.redis_timeout,
+            connection_options=dict(settings.redis_options),
+        )
+    if settings.cache_type == "RedisSentinelCache":
+        return SentinelRedisBackend(
+            settings.sentinels, settings.sentinel_master, db=settings.redis_db,
+            password=settings.redis_password, sentinel_password=settings.sentinel_password,
+            pool_size=settings.redis_pool_size, socket_timeout=settings.redis_timeout,
             connection_options=dict(settings.redis_options),
         )
     if settings.cache_type == "NullCache":
@@ -119,12 +138,18 @@ class CacheClient:
         self._retry_at = 0.0
         #: Keys whose deletion Redis did not take: deleted again once it answers.
         self._undelivered: set[str] = set()
-        #: "all": a dropped `clear()`; "stale": too many dropped deletes to remember.
-        self._undelivered_clear: Literal["all", "stale"] | None = None
+        #: "all": a dropped `clear()`; "stale": too many dropped deletes to remember;
+        #: "failover": deletions the old master took may be lost (`_master_changed`).
+        self._undelivered_clear: Literal["all", "stale", "failover"] | None = None
         self._preserved: tuple[str, ...] = ()
         self._forgetting = asyncio.Lock()
         self._suspended = False
         self._probe: asyncio.Task[None] | None = None
+        #: Failovers seen: a call during which one happened may have read the new master
+        #: before this process forgot what it may have lost (see `_master_changed`).
+        self._failovers = 0
+        if isinstance(self.backend, PrefixedRedisBackend):
+            self.backend.on_master_change(self._master_changed)
         #: CACHE_LOCAL's in-process copies, in front of Redis (see `local_tier`).
         self.local: LocalTier | None = None
         if settings.local and isinstance(self.backend, PrefixedRedisBackend):
@@ -373,6 +398,7 @@ class CacheClient:
             return await operation(*args, **kwargs)
         if self._down_since is not None and time.monotonic() < self._retry_at:
             return self._outage_result(fallback, None)
+        failovers = self._failovers
         try:
             if self._invalidations_lost:
                 await self._replay_invalidations()
@@ -381,6 +407,8 @@ class CacheClient:
             self._note_outage(error)
             return self._outage_result(fallback, error)
         self._note_recovery()
+        if self._failovers != failovers:
+            return self._outage_result(fallback, ConnectionError("the Redis master changed"))
         return result
 
     async def _invalidate(
@@ -415,6 +443,18 @@ class CacheClient:
                 return self._outage_result(fallback, error)
             self._note_recovery()
             return result
+
+    def _master_changed(self) -> None:
+        """A failover: the backend now talks to a promoted replica. Replication is
+        asynchronous, so deletions the old master acknowledged may be missing there: forget
+        what may be stale (everything but the preserved counters) before the next read, as
+        after deletions dropped in an outage. Called before any command reaches the new
+        master."""
+        self._failovers += 1
+        if self._undelivered_clear is None:
+            self._undelivered_clear = "failover"
+            self._undelivered.clear()
+        self._start_recovery_probe()
 
     def _remember_undelivered(self, keys: list[str] | None) -> None:
         if keys is None:
@@ -483,7 +523,11 @@ class CacheClient:
             if self._undelivered_clear == clear:
                 self._undelivered_clear = None
         await self._evict_everywhere(None if clear is not None else keys)
-        if clear is not None:
+        if clear == "failover":
+            logger.warning("cache cleared under %r (counters kept): the Redis master changed, "
+                           "and deletions the old one took may not have reached the new one",
+                           self._prefix)
+        elif clear is not None:
             logger.warning("cache cleared under %r (%s): deletions were dropped while it was "
                            "unreachable", self._prefix,
                            "a clear() was dropped" if clear == "all"
