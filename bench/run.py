@@ -121,6 +121,11 @@ def quart_env(s: Settings) -> dict[str, str]:
     return env
 
 
+def quart_env_without_metrics(s: Settings) -> dict[str, str]:
+    """quart_app's settings with `METRICS = false`: no /metrics, no counting."""
+    return {**quart_env(s), "QUART_METRICS": "false"}
+
+
 def flask_env(s: Settings) -> dict[str, str]:
     return {
         "FLASK_PEER_CACHE_TYPE": "RedisCache" if s.cache == "redis" else "SimpleCache",
@@ -154,6 +159,26 @@ PEERS: dict[str, Peer] = {
         role="quart_app",
         command=quart_command("--server", "granian"),
         env=quart_env,
+        cwd=REPO,
+        ready_path="/healthz",
+        notify_log=re.compile(r"notification sent"),
+    ),
+    # The two above with METRICS = false, to measure what counting for /metrics costs
+    # (not in the default --peers: bench/README.md, "What metrics cost").
+    "quart_app-nometrics": Peer(
+        name="quart_app-nometrics",
+        role="quart_app",
+        command=quart_command(),
+        env=quart_env_without_metrics,
+        cwd=REPO,
+        ready_path="/healthz",
+        notify_log=re.compile(r"notification sent"),
+    ),
+    "granian-nometrics": Peer(
+        name="granian-nometrics",
+        role="quart_app",
+        command=quart_command("--server", "granian"),
+        env=quart_env_without_metrics,
         cwd=REPO,
         ready_path="/healthz",
         notify_log=re.compile(r"notification sent"),
@@ -976,7 +1001,7 @@ def report(
 ) -> str:
     order = [name for name in PEERS if any(r.peer == name for r in records)]
     short = {"quart_app": "q", "granian": "g", "flask": "F", "ceiling": "c",
-             "ceiling-granian": "cg"}
+             "ceiling-granian": "cg", "quart_app-nometrics": "qn", "granian-nometrics": "gn"}
     compared = [name for name in order if name != "flask"]
     each = " / ".join(short[name] for name in order)
     lines = [

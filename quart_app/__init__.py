@@ -12,8 +12,8 @@ from quart_schema import QuartSchema
 
 from . import instrumentation, request_id, serving
 from .blueprints import docs
+from .blueprints import metrics as metrics_route
 from .blueprints.health import health
-from .blueprints.metrics import metrics
 from .blueprints.stats import stats
 from .blueprints.tutorial import tutorial
 from .bus import SignalBus
@@ -57,8 +57,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     app.register_blueprint(health)
     app.register_blueprint(info_api)
     app.register_blueprint(stats)
-    if app.config["METRICS"]:
-        app.register_blueprint(metrics)
+    metrics_route.init_app(app)  # with METRICS = false, a 404 (not the catch-all's page)
     if app.config["TUTORIAL_ROUTES"]:
         app.register_blueprint(tutorial)
     # First: every later receiver of a change reads caches already made true.

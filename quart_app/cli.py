@@ -43,7 +43,7 @@ from .config import (
 )
 from .errors import ConfigError
 from .logs import ACCESS_LOG_FORMAT
-from .metrics_multiprocess import prepare_directory, worker_exited
+from .metrics_multiprocess import drop_exited_processes, prepare_directory, worker_exited
 
 DEFAULT_APPLICATION = "quart_app:create_app()"
 DEFAULTS: dict[str, Any] = {
@@ -240,7 +240,10 @@ def main(argv: list[str]) -> int:
     try:
         if settings["server"] == "granian":
             prepare_directory()  # /metrics sums every granian worker's counts too
-            return granian_server.serve(settings, args.app)
+            try:
+                return granian_server.serve(settings, args.app)
+            finally:
+                drop_exited_processes()  # granian's workers are gone: so are their gauges
         return run(config) if config.workers == 0 else serve_workers(config)
     except OSError as error:  # the port was taken since the check
         return refuse(f"cannot listen on {', '.join(config.bind)}: {error}")

@@ -19,6 +19,9 @@ module, guarded only when sent by such an app (a plain Quart app keeps Quart's s
 A guarded send runs the fan-outs first (the cache invalidation is one), then every other
 receiver, each guarded the same way.
 
+Every receiver run, whichever of these ways, is counted for `/metrics` by its outcome (ok,
+error, cut_off, cancelled) unless the app has `METRICS = false`: one counter increment.
+
 Connect with the `receiver` decorator (Django's `@receiver`, per app); send custom signals
 with `await send(signal, app, **kwargs)`. Sync receivers are accepted and run in Quart's
 thread pool through `app.ensure_async`, which costs a thread hop per call.
@@ -41,7 +44,15 @@ from blinker import ANY, NamedSignal, Namespace
 from quart import Quart, current_app, has_app_context
 from quart.utils import run_sync
 
-from .metrics import count_receiver_error
+from .metrics import (
+    CANCELLED,
+    CUT_OFF,
+    ERROR,
+    OK,
+    SIGNAL_BACKGROUND_RUNNING,
+    ReceiverRuns,
+    receiver_runs,
+)
 from .names import qualified_name
 
 logger = logging.getLogger("quart_app.dispatch")
@@ -87,6 +98,7 @@ class Connection:
     call: AsyncReceiver
     background: bool
     origin_only: bool
+    runs: ReceiverRuns | None  # None when the app has `METRICS = false`
 
 
 @dataclass
@@ -106,6 +118,7 @@ class AppDispatch:
         self.by_signal: dict[str, SignalReceivers] = {}
         self.max_background = int(app.config.get("SIGNALS_MAX_BACKGROUND", 100))
         self.background_timeout = float(app.config.get("SIGNALS_BACKGROUND_TIMEOUT", 30))
+        self.counting = bool(app.config.get("METRICS", True))
         self._slots: asyncio.Semaphore | None = None
 
     @property
@@ -157,9 +170,9 @@ def receiver(
             raise DuplicateReceiver(f"{uid} is already connected to {signal.name!r}")
         call = (function if inspect.iscoroutinefunction(function)
                 else target.ensure_async(function))
-        receivers.connections.append(
-            Connection(uid, receiver_name(function), call, background, origin_only)
-        )
+        name = receiver_name(function)
+        runs = receiver_runs(signal.name, name) if dispatch.counting else None
+        receivers.connections.append(Connection(uid, name, call, background, origin_only, runs))
         if receivers.fan_out is None:
             receivers.fan_out = _make_fan_out(target, dispatch, receivers)
             _FAN_OUTS.add(receivers.fan_out)
@@ -242,13 +255,26 @@ async def _send_guarded(
     else:
         wrap = run_sync
     results: Results = []
+    counting: bool | None = None  # found out at the first receiver that is not a fan-out
     for function in _ordered_receivers(signal, sender):
         call = function if inspect.iscoroutinefunction(function) else wrap(function)
+        runs = None
+        if not _is_fan_out(function):  # a fan-out counts its own receivers
+            if counting is None:
+                counting = _counting(sender)
+            if counting:
+                runs = receiver_runs(signal.name, receiver_name(function))
+        outcome = CANCELLED
         try:
             result = await call(sender, **kwargs)
+            outcome = OK
         except Exception as error:
             logger.exception("receiver %s failed on %s", receiver_name(function), signal.name)
             result = error
+            outcome = ERROR
+        finally:
+            if runs is not None:
+                runs.count(outcome)
         results.append((function, result))
     return results
 
@@ -267,16 +293,35 @@ def _send_sync_guarded(
             "`await signal.send_async(app, ...)` or `await quart_app.dispatch.send(...)`"
         )
     results: Results = []
+    counting = _counting(sender)
     for function in receivers:
         call = (async_wrapper(function) if async_wrapper is not None
                 and inspect.iscoroutinefunction(function) else function)
+        outcome = OK
         try:
             result = call(sender, **kwargs)
         except Exception as error:
             logger.exception("receiver %s failed on %s", receiver_name(function), signal.name)
             result = error
+            outcome = ERROR
+        if counting and not _is_fan_out(function):
+            receiver_runs(signal.name, receiver_name(function)).count(outcome)
         results.append((function, result))
     return results
+
+
+def _counting(sender: Any) -> bool:
+    """Whether receiver runs are counted for a send from `sender`: its app's `METRICS`."""
+    if isinstance(sender, Quart):
+        app: Any = sender
+    elif has_app_context():
+        app = current_app
+    else:
+        return False  # no app, so no /metrics that would show the counts
+    dispatch: AppDispatch | None = app.extensions.get(_EXTENSION_KEY)
+    if dispatch is not None:
+        return dispatch.counting
+    return bool(app.config.get("METRICS", True))
 
 
 class GuardedSignal(NamedSignal):
@@ -367,25 +412,49 @@ def _make_fan_out(app: Quart, dispatch: AppDispatch, receivers: SignalReceivers)
 async def _run_guarded(
     connection: Connection, signal_name: str, sender: Any, kwargs: dict[str, Any]
 ) -> None:
+    """Run an inline receiver: an exception is logged and counted, never raised."""
+    outcome = CANCELLED
+    try:
+        outcome = await _call(connection, signal_name, sender, kwargs)
+    finally:
+        if connection.runs is not None:
+            connection.runs.count(outcome)
+
+
+async def _call(
+    connection: Connection, signal_name: str, sender: Any, kwargs: dict[str, Any]
+) -> str:
     try:
         await connection.call(sender, **kwargs)
     except Exception:
         logger.exception("receiver %s failed on %s", connection.name, signal_name)
-        count_receiver_error(signal_name, connection.name)
+        return ERROR
+    return OK
 
 
 async def _run_in_background(
     dispatch: AppDispatch, connection: Connection, signal_name: str, sender: Any,
     kwargs: dict[str, Any],
 ) -> None:
+    outcome = CANCELLED  # at shutdown, possibly before it had a slot
     try:
         async with dispatch.slots:
-            async with asyncio.timeout(dispatch.background_timeout):
-                await _run_guarded(connection, signal_name, sender, kwargs)
+            if connection.runs is not None:
+                SIGNAL_BACKGROUND_RUNNING.inc()
+            try:
+                async with asyncio.timeout(dispatch.background_timeout):
+                    outcome = await _call(connection, signal_name, sender, kwargs)
+            finally:
+                if connection.runs is not None:
+                    SIGNAL_BACKGROUND_RUNNING.dec()
     except TimeoutError:
+        outcome = CUT_OFF
         logger.error("background receiver %s on %s timed out after %.1f s",
                      connection.name, signal_name, dispatch.background_timeout)
     except asyncio.CancelledError:
         logger.warning("background receiver %s on %s cancelled at shutdown before it finished",
                        connection.name, signal_name)
         raise
+    finally:
+        if connection.runs is not None:
+            connection.runs.count(outcome)

@@ -17,14 +17,15 @@ What run.py's `[hypercorn]` settings become here:
 - `accesslog`: any value turns granian's access log on (it writes to its own logger);
 - `read_timeout`: the seconds granian waits for a request's headers.
 
-Granian's workers keep serving when their parent dies; the factory here (`worker_app`) starts
-a thread in each worker that stops it gracefully once the parent is gone, as run.py's
-hypercorn workers do.
+Workers are spawned, not forked, so that `/metrics` sums them (`serve`). Granian's workers
+keep serving when their parent dies; the factory here (`worker_app`) starts a thread in each
+worker that stops it gracefully once the parent is gone, as run.py's hypercorn workers do.
 """
 
 from __future__ import annotations
 
 import importlib
+import multiprocessing
 import os
 import signal
 import threading
@@ -79,6 +80,11 @@ def serve(settings: Mapping[str, Any], application: str) -> int:
     from granian.server import Server
 
     options = server_options(settings)
+    # Spawned, not forked (granian forks on Linux by default): a forked worker would inherit
+    # this process's prometheus-client, imported before run.py named the metrics directory,
+    # and count into its own memory, which no scrape sums; a spawned one starts afresh and
+    # writes to that directory. The rest of run.py's process makes no other processes.
+    multiprocessing.set_start_method("spawn", force=True)
     os.environ[APPLICATION_ENV] = application
     os.environ[PARENT_ENV] = str(os.getpid())
     server = Server(f"{__name__}:worker_app", **options)

@@ -9,7 +9,7 @@
   worker answers a scrape), so counting them costs the hot path nothing. Another worker's
   figures can thus be up to `SAMPLE_INTERVAL` old in a scrape.
 - Inserts: a receiver of `info_inserted`, in the process that made the insert.
-- Receivers that raise are counted by the dispatcher (`metrics.count_receiver_error`).
+- Receiver runs (and those that raise) are counted by the dispatcher (`metrics.ReceiverRuns`).
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ otherwise it lives in this process's memory.
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
-from quart import current_app, has_app_context
 
 HTTP_REQUESTS = Counter(
     "quart_app_http_requests", "HTTP requests answered, by method, URL rule and status",
@@ -51,9 +50,19 @@ LOCAL_TIER_EVENTS = Counter(
     "The local tier (CACHE_LOCAL): hits, misses, evictions received, announced and "
     "unconfirmed", ["event"],
 )
+SIGNAL_RECEIVERS = Counter(
+    "quart_app_signal_receivers",
+    "Receiver runs, by signal, receiver and outcome (ok, error, cut_off: a background "
+    "receiver that timed out, cancelled)", ["signal", "receiver", "outcome"],
+)
 SIGNAL_RECEIVER_ERRORS = Counter(
     "quart_app_signal_receiver_errors", "Receivers that raised, by signal and receiver",
     ["signal", "receiver"],
+)
+SIGNAL_BACKGROUND_RUNNING = Gauge(
+    "quart_app_signal_background_receivers_running",
+    "Background receivers running now (holding one of the SIGNALS_MAX_BACKGROUND slots)",
+    multiprocess_mode="livesum",
 )
 INFO_INSERTS = Counter("quart_app_info_inserts", "Rows inserted into info (committed)")
 
@@ -65,7 +74,38 @@ LOCAL_TIER_COUNTS = ("hits", "misses", "evictions_received", "evictions_announce
                      "evictions_unconfirmed")
 
 
-def count_receiver_error(signal: str, receiver: str) -> None:
-    """Count a receiver that raised, unless the app has `METRICS = false`."""
-    if has_app_context() and current_app.config.get("METRICS", True):
-        SIGNAL_RECEIVER_ERRORS.labels(signal, receiver).inc()
+#: How a receiver's run ended, as counted in `quart_app_signal_receivers_total`.
+OK, ERROR, CUT_OFF, CANCELLED = "ok", "error", "cut_off", "cancelled"
+
+
+class ReceiverRuns:
+    """One receiver's counts on one signal, its series looked up once.
+
+    A receiver run costs one counter increment: prometheus-client's `labels()` takes a lock
+    and builds a key on every call, so the series are kept here after the first.
+    """
+
+    __slots__ = ("_labels", "_series")
+
+    def __init__(self, signal: str, receiver: str) -> None:
+        self._labels = (signal, receiver)
+        self._series: dict[str, Counter] = {}
+
+    def count(self, outcome: str) -> None:
+        series = self._series.get(outcome)
+        if series is None:
+            series = self._series[outcome] = SIGNAL_RECEIVERS.labels(*self._labels, outcome)
+        series.inc()
+        if outcome == ERROR:
+            SIGNAL_RECEIVER_ERRORS.labels(*self._labels).inc()
+
+
+_receiver_runs: dict[tuple[str, str], ReceiverRuns] = {}
+
+
+def receiver_runs(signal: str, receiver: str) -> ReceiverRuns:
+    """The counts of `receiver` on `signal` (one object per pair, for this process)."""
+    runs = _receiver_runs.get((signal, receiver))
+    if runs is None:
+        runs = _receiver_runs[(signal, receiver)] = ReceiverRuns(signal, receiver)
+    return runs

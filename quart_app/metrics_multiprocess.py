@@ -4,14 +4,19 @@ Each worker writes its counts to files in `PROMETHEUS_MULTIPROC_DIR`, and a scra
 worker answers it, sums them all. prometheus-client reads that variable when it is first
 imported, so `run.py` sets it before spawning workers (`prepare_directory`), and the
 directory must start empty: counts left by an earlier run would be added to this one's.
-Gauges of a worker that has exited are dropped (`worker_exited`); its counters stay in the
-sums, as Prometheus expects of counters.
+Gauges of a worker that has exited are dropped; its counters stay in the sums, as
+Prometheus expects of counters. run.py's hypercorn workers are its own children, and it drops
+their gauges when each exits (`worker_exited`); granian's are granian's, so each scrape
+(and run.py, once granian has stopped) drops the gauges of every process that is gone
+(`drop_exited_processes`), a worker killed with SIGKILL included.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -20,6 +25,8 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 ENV_VAR = "PROMETHEUS_MULTIPROC_DIR"
+# prometheus-client's files of gauges summed over live processes only: gauge_<mode>_<pid>.db
+_LIVE_GAUGE_FILE = re.compile(r"gauge_live[a-z]+_(\d+)\.db")
 
 
 def prepare_directory() -> Path:
@@ -43,10 +50,35 @@ def worker_exited(pid: int | None) -> None:
         mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
+def drop_exited_processes() -> None:
+    """Drop the gauges of every process that wrote some and has exited since."""
+    named = os.environ.get(ENV_VAR)
+    if not named:
+        return
+    pids = {int(match[1]) for path in Path(named).glob("gauge_live*.db")
+            if (match := _LIVE_GAUGE_FILE.fullmatch(path.name))}
+    for pid in pids:
+        if not _alive(pid):
+            # Two workers answering scrapes at once may both drop it.
+            with contextlib.suppress(FileNotFoundError):
+                mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: nothing is sent, the pid is only looked up
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
 def exposition() -> bytes:
     """The Prometheus text of every worker's metrics (or this process's, with one worker)."""
     if not os.environ.get(ENV_VAR):
         return generate_latest(REGISTRY)
+    drop_exited_processes()
     registry = CollectorRegistry()
     MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     return generate_latest(registry)
