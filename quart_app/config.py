@@ -51,6 +51,12 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_REDIS_PORT": None,
     "CACHE_REDIS_DB": None,
     "CACHE_REDIS_PASSWORD": None,
+    # MemcachedCache: one "host:port" (None: 127.0.0.1:11211). CACHE_REDIS_POOL_SIZE and
+    # CACHE_REDIS_TIMEOUT size and bound its connections too.
+    "CACHE_MEMCACHED_SERVERS": None,
+    # SASLMemcachedCache's: refused with it (see `_REFUSED_CACHE_TYPES`).
+    "CACHE_MEMCACHED_USERNAME": None,
+    "CACHE_MEMCACHED_PASSWORD": None,
     "CACHE_OPTIONS": None,
     "CACHE_ARGS": [],
     "CACHE_NO_NULL_WARNING": False,
@@ -65,8 +71,9 @@ DEFAULTS: dict[str, Any] = {
     # could make every request run the view).
     "CACHE_HONOR_NO_CACHE": False,
     "CACHE_FAST_HITS": True,
-    # RedisCache only: a bounded in-process copy of cached views' and memoized functions'
-    # reads, kept true across processes over the signal bus (see cache/local_tier.py).
+    # RedisCache (or MemcachedCache with SIGNALS_BUS_URL): a bounded in-process copy of cached
+    # views' and memoized functions' reads, kept true across processes over the signal bus
+    # (see cache/local_tier.py).
     "CACHE_LOCAL": False,
     "CACHE_LOCAL_THRESHOLD": 1000,
     "CACHE_LOCAL_TIMEOUT": 30.0,
@@ -106,7 +113,30 @@ CACHE_TYPE_ALIASES: dict[str, str] = {
     "nullcache": "NullCache",
     "null": "NullCache",
     "flask_caching.backends.nullcache": "NullCache",
+    "memcachedcache": "MemcachedCache",
+    "memcached": "MemcachedCache",
+    "flask_caching.backends.memcachedcache": "MemcachedCache",
+    "flask_caching.backends.memcache.memcachedcache": "MemcachedCache",
 }
+
+_NO_SASL = ("memcached authentication is not supported: aiocache's memcached backend "
+            "(aiomcache) speaks only the text protocol, and SASL needs the binary one; use "
+            "MemcachedCache on a memcached reachable only by the app (a private network or "
+            "a local socket), or RedisCache with CACHE_REDIS_PASSWORD")
+# Flask-Caching spellings that name a backend quart_app cannot offer, and why.
+_REFUSED_CACHE_TYPES: dict[str, str] = {
+    "saslmemcachedcache": _NO_SASL,
+    "saslmemcached": _NO_SASL,
+    "flask_caching.backends.saslmemcachedcache": _NO_SASL,
+    "flask_caching.backends.memcache.saslmemcachedcache": _NO_SASL,
+    "spreadsaslmemcachedcache": _NO_SASL,
+    "flask_caching.backends.spreadsaslmemcachedcache": _NO_SASL,
+    "flask_caching.backends.memcache.spreadsaslmemcachedcache": _NO_SASL,
+}
+
+#: Backends every process of the app shares: a write whose invalidation they did not take
+#: must not be acknowledged (see `cache.write_guard`).
+SHARED_CACHE_TYPES = ("RedisCache", "MemcachedCache")
 
 ENV_PREFIX = "QUART"
 # Names the QUART_ prefix catches that are not app settings: Quart's command line reads
@@ -120,7 +150,7 @@ _FOREIGN_SETTINGS = frozenset(Quart.default_config)
 _FOREIGN_SETTING_PREFIXES = ("QUART_SCHEMA_",)
 
 # Settings that may hold credentials, so they must come from the environment.
-_SECRET_KEYS = ("SECRET_KEY", "CACHE_REDIS_PASSWORD")
+_SECRET_KEYS = ("SECRET_KEY", "CACHE_REDIS_PASSWORD", "CACHE_MEMCACHED_PASSWORD")
 _URL_KEYS = ("DATABASE_URL", "CACHE_REDIS_URL", "SIGNALS_BUS_URL")
 
 
@@ -277,8 +307,12 @@ def as_cache_type(key: str, value: Any) -> str:
     name = CACHE_TYPE_ALIASES.get(str(value).lower()) if isinstance(value, str) else None
     if name is not None:
         return name
+    refused = _REFUSED_CACHE_TYPES.get(value.lower()) if isinstance(value, str) else None
+    if refused is not None:
+        raise ConfigError(key, value, refused)
     if isinstance(value, str) and value.startswith("cachelib."):
-        raise ConfigError(key, value, "SimpleCache, RedisCache or NullCache: cachelib's "
+        raise ConfigError(key, value, "SimpleCache, RedisCache, MemcachedCache or NullCache: "
+                          "cachelib's "
                           "backends block the event loop (a custom backend is an aiocache one)")
     if isinstance(value, str) and "." in value and not value.startswith("flask_caching."):
         module, _, name = value.rpartition(".")
@@ -289,7 +323,8 @@ def as_cache_type(key: str, value: Any) -> str:
         if not callable(factory):
             raise ConfigError(key, value, "a callable factory(app, config, args, options)")
         return value
-    raise ConfigError(key, value, "SimpleCache, RedisCache or NullCache, or the import path "
+    raise ConfigError(key, value, "SimpleCache, RedisCache, MemcachedCache or NullCache, or "
+                      "the import path "
                       "of a factory(app, config, args, options) returning a backend")
 
 
@@ -322,6 +357,32 @@ def as_redis_host(key: str, value: Any) -> str | None:
         return value
     raise ConfigError(key, value, "a host name (Flask-Caching also takes a redis.Redis "
                       "client; this cache keeps its own async pool: give its host)")
+
+
+def as_memcached_servers(key: str, value: Any) -> list[str]:
+    """Flask-Caching's list of "host:port" servers; here exactly one.
+
+    aiocache's memcached backend talks to one server. Spreading keys over several would need
+    a view's entry and its generation tokens (read in one multi-get) on one server, and a
+    server's loss would silently change where keys live: for more capacity, give memcached
+    more memory (-m), or use RedisCache.
+    """
+    if value is None or value == []:
+        return ["127.0.0.1:11211"]
+    servers = [value] if isinstance(value, str) else value
+    if not isinstance(servers, list | tuple) or not all(isinstance(s, str) for s in servers):
+        raise ConfigError(key, value, 'a list of "host:port" strings')
+    if len(servers) > 1:
+        raise ConfigError(key, value, "one server: aiocache's memcached backend talks to one "
+                          "(a view's entry and its generation tokens are read in one multi-get, "
+                          "so keys are not spread over servers); give that memcached more "
+                          "memory (-m), or use RedisCache")
+    host, colon, port = servers[0].strip().rpartition(":")
+    if not colon:
+        host, port = servers[0].strip(), "11211"
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(key, value, 'one "host:port", such as "127.0.0.1:11211"')
+    return [f"{host}:{port}"]
 
 
 def as_optional_int(key: str, value: Any) -> int | None:
@@ -385,6 +446,9 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "CACHE_REDIS_PORT": lambda key, value: None if value is None else as_int(key, value, 1),
     "CACHE_REDIS_DB": as_optional_int,
     "CACHE_REDIS_PASSWORD": as_optional_text,
+    "CACHE_MEMCACHED_SERVERS": as_memcached_servers,
+    "CACHE_MEMCACHED_USERNAME": as_optional_text,
+    "CACHE_MEMCACHED_PASSWORD": as_optional_text,
     "CACHE_OPTIONS": as_cache_options,
     "CACHE_ARGS": as_cache_args,
     "CACHE_NO_NULL_WARNING": as_bool,
@@ -467,6 +531,10 @@ def _check_cache_settings(config: MutableMapping[str, Any]) -> None:
             raise ConfigError(key, config[key], "a supported cache setting: " + ", ".join(
                 sorted(name for name in _VALIDATORS if name.startswith("CACHE_"))
             ))
+    for key in ("CACHE_MEMCACHED_USERNAME", "CACHE_MEMCACHED_PASSWORD"):
+        if config[key]:
+            raise ConfigError(key, "<hidden>" if key.endswith("PASSWORD") else config[key],
+                              f"unset: {_NO_SASL}")
     builtin = config["CACHE_TYPE"] in CACHE_TYPE_ALIASES.values()
     if builtin and config["CACHE_ARGS"]:
         raise ConfigError("CACHE_ARGS", config["CACHE_ARGS"], "an empty list: positional "
@@ -515,10 +583,16 @@ def resolve_redis_url(config: Mapping[str, Any]) -> str:
 
 
 def _require_redis_for_local_tier(config: MutableMapping[str, Any]) -> None:
-    """The local tier sits in front of Redis, and its evictions travel on the signal bus."""
-    if config["CACHE_TYPE"] != "RedisCache":
-        raise ConfigError("CACHE_LOCAL", True, "CACHE_TYPE = 'RedisCache' (the local tier "
-                          f"sits in front of Redis; {config['CACHE_TYPE']} is already local)")
+    """The local tier sits in front of a shared cache, and its evictions travel on the
+    signal bus, which needs Redis pub/sub."""
+    if config["CACHE_TYPE"] not in SHARED_CACHE_TYPES:
+        raise ConfigError("CACHE_LOCAL", True, "CACHE_TYPE = 'RedisCache' or 'MemcachedCache' "
+                          "(the local tier sits in front of a shared cache; "
+                          f"{config['CACHE_TYPE']} is already local)")
+    if config["CACHE_TYPE"] == "MemcachedCache" and not config["SIGNALS_BUS_URL"]:
+        raise ConfigError("CACHE_LOCAL", True, "SIGNALS_BUS_URL set to a Redis URL as well: "
+                          "the local tier's evictions travel on the signal bus, and memcached "
+                          "has no pub/sub to carry them")
     if not config["SIGNALS_BUS_URL"]:
         config["SIGNALS_BUS_URL"] = config["CACHE_REDIS_URL"]
 

@@ -1,11 +1,30 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 
 from quart_app.cache import CacheClient, CacheSettings
+from quart_app.cache.client import memcached_address
+
+from ..support import backend_config
+
+
+@pytest.fixture(params=["memory", "redis", "memcached"])
+def cache_config(request: pytest.FixtureRequest, key_prefix: str) -> Iterator[dict[str, Any]]:
+    """The cache suites run on every backend: memory, Redis and a memcached of their own."""
+    with backend_config(request, request.param, key_prefix) as config:
+        yield config
+
+
+@pytest.fixture(params=["redis", "memcached"])
+def shared_cache_config(
+    request: pytest.FixtureRequest, key_prefix: str
+) -> Iterator[dict[str, Any]]:
+    """A cache several processes share (for leases and two-worker tests): Redis, memcached."""
+    with backend_config(request, request.param, key_prefix) as config:
+        yield config
 
 
 def settings_from(cache_config: dict[str, Any], **changes: Any) -> CacheSettings:
@@ -15,6 +34,8 @@ def settings_from(cache_config: dict[str, Any], **changes: Any) -> CacheSettings
     }
     if "CACHE_REDIS_URL" in cache_config:
         fields["redis_url"] = cache_config["CACHE_REDIS_URL"]
+    if "CACHE_MEMCACHED_SERVERS" in cache_config:
+        fields["memcached_server"] = memcached_address(cache_config["CACHE_MEMCACHED_SERVERS"])
     return CacheSettings(**{**fields, **changes})
 
 
