@@ -220,7 +220,7 @@ async def test_a_value_larger_than_the_server_takes_is_not_stored(
 # --- outages --------------------------------------------------------------------------
 
 
-@pytest.mark.timeout(30)  # aiomcache alone spins forever on the closed socket (#502)
+@pytest.mark.timeout(30)
 async def test_a_killed_memcached_is_a_miss_not_a_hang(
     throwaway_memcached: ThrowawayMemcached, key_prefix: str
 ) -> None:
@@ -239,10 +239,32 @@ async def test_a_killed_memcached_is_a_miss_not_a_hang(
         await client.close()
 
 
+@pytest.mark.timeout(30)
+async def test_a_memcached_dying_while_a_command_waits_is_an_outage_not_a_hang(
+    throwaway_memcached: ThrowawayMemcached, key_prefix: str
+) -> None:
+    client = client_on(throwaway_memcached, key_prefix, redis_timeout=5.0)
+    try:
+        await client.set("entry", 1)
+        throwaway_memcached.stall()
+        deleting = asyncio.ensure_future(client.delete("entry"))
+        await asyncio.sleep(0.2)  # sent, and waiting for the reply
+        assert throwaway_memcached.process is not None
+        throwaway_memcached.process.kill()  # closes the socket under the waiting command
+        throwaway_memcached.process.wait(10)
+        throwaway_memcached.process = None
+        assert await deleting is False
+        assert client.is_down
+    finally:
+        await client.close()
+
+
 async def test_a_cut_off_reply_is_never_read_by_the_next_command(
     throwaway_memcached: ThrowawayMemcached, key_prefix: str
 ) -> None:
-    client = client_on(throwaway_memcached, key_prefix, redis_timeout=0.3, retry_interval=0.1)
+    # One connection, so the next command would get the one whose reply was cut off.
+    client = client_on(throwaway_memcached, key_prefix, redis_timeout=0.3, retry_interval=0.1,
+                       redis_pool_size=1)
     try:
         await client.set("first", "one")
         await client.set("second", "two")
