@@ -97,14 +97,15 @@ async def stored_texts(client: CacheClient) -> list[str]:
     if isinstance(backend, GenerationMemcachedBackend):
         # No SCAN: memcached's LRU crawler lists the keys (of every prefix on the server);
         # only values of this prefix's generation are its own.
-        reader, writer = await asyncio.open_connection(*client.settings.memcached_server)
+        reader, writer = await asyncio.open_connection(*client.settings.memcached_server,
+                                                       limit=64 * 1024 * 1024)
         writer.write(b"lru_crawler metadump all\r\n")
         dump = await reader.readuntil(b"END\r\n")
         writer.close()
-        keys = [unquote_to_bytes(part[4:].decode()) for line in dump.splitlines()
-                for part in line.split() if part.startswith(b"key=")]
-        generation, *values = await backend.client.multi_get(
-            generation_key(client.settings.key_prefix), *keys)
+        token = generation_key(client.settings.key_prefix)
+        keys = {unquote_to_bytes(part[4:].decode()) for line in dump.splitlines()
+                for part in line.split() if part.startswith(b"key=")} - {token}
+        generation, *values = await backend.client.multi_get(token, *keys)
         found = [unpack(value, generation) for value in values]
         return [current[0] for current in found if current is not None]
     keys = [key async for key in backend.client.scan_iter(match=client.settings.key_prefix + "*")]
