@@ -59,6 +59,12 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_REDIS_SENTINELS": None,
     "CACHE_REDIS_SENTINEL_MASTER": "mymaster",
     "CACHE_REDIS_SENTINEL_PASSWORD": None,
+    # MemcachedCache: one "host:port" (None: 127.0.0.1:11211). CACHE_REDIS_POOL_SIZE and
+    # CACHE_REDIS_TIMEOUT size and bound its connections too.
+    "CACHE_MEMCACHED_SERVERS": None,
+    # SASLMemcachedCache's: refused with it (see `_REFUSED_CACHE_TYPES`).
+    "CACHE_MEMCACHED_USERNAME": None,
+    "CACHE_MEMCACHED_PASSWORD": None,
     "CACHE_OPTIONS": None,
     "CACHE_ARGS": [],
     "CACHE_NO_NULL_WARNING": False,
@@ -73,8 +79,9 @@ DEFAULTS: dict[str, Any] = {
     # could make every request run the view).
     "CACHE_HONOR_NO_CACHE": False,
     "CACHE_FAST_HITS": True,
-    # RedisCache only: a bounded in-process copy of cached views' and memoized functions'
-    # reads, kept true across processes over the signal bus (see cache/local_tier.py).
+    # RedisCache (or MemcachedCache with SIGNALS_BUS_URL): a bounded in-process copy of cached
+    # views' and memoized functions' reads, kept true across processes over the signal bus
+    # (see cache/local_tier.py).
     "CACHE_LOCAL": False,
     "CACHE_LOCAL_THRESHOLD": 1000,
     "CACHE_LOCAL_TIMEOUT": 30.0,
@@ -118,10 +125,33 @@ CACHE_TYPE_ALIASES: dict[str, str] = {
     "nullcache": "NullCache",
     "null": "NullCache",
     "flask_caching.backends.nullcache": "NullCache",
+    "memcachedcache": "MemcachedCache",
+    "memcached": "MemcachedCache",
+    "flask_caching.backends.memcachedcache": "MemcachedCache",
+    "flask_caching.backends.memcache.memcachedcache": "MemcachedCache",
 }
 
 #: The CACHE_TYPEs served by Redis (what the local tier and redis-py options need).
 REDIS_CACHE_TYPES = ("RedisCache", "RedisSentinelCache")
+
+_NO_SASL = ("memcached authentication is not supported: aiocache's memcached backend "
+            "(aiomcache) speaks only the text protocol, and SASL needs the binary one; use "
+            "MemcachedCache on a memcached reachable only by the app (a private network or "
+            "a local socket), or RedisCache with CACHE_REDIS_PASSWORD")
+# Flask-Caching spellings that name a backend quart_app cannot offer, and why.
+_REFUSED_CACHE_TYPES: dict[str, str] = {
+    "saslmemcachedcache": _NO_SASL,
+    "saslmemcached": _NO_SASL,
+    "flask_caching.backends.saslmemcachedcache": _NO_SASL,
+    "flask_caching.backends.memcache.saslmemcachedcache": _NO_SASL,
+    "spreadsaslmemcachedcache": _NO_SASL,
+    "flask_caching.backends.spreadsaslmemcachedcache": _NO_SASL,
+    "flask_caching.backends.memcache.spreadsaslmemcachedcache": _NO_SASL,
+}
+
+#: Backends every process of the app shares: a write whose invalidation they did not take
+#: must not be acknowledged (see `cache.write_guard`).
+SHARED_CACHE_TYPES = ("RedisCache", "RedisSentinelCache", "MemcachedCache")
 
 ENV_PREFIX = "QUART"
 # Names the QUART_ prefix catches that are not app settings: Quart's command line reads
@@ -139,7 +169,8 @@ _FOREIGN_SETTING_PREFIXES = ("QUART_SCHEMA_",)
 SETTING_ALIASES: dict[str, str] = {"SEED_ROUTES": "TUTORIAL_ROUTES"}
 
 # Settings that may hold credentials, so they must come from the environment.
-_SECRET_KEYS = ("SECRET_KEY", "CACHE_REDIS_PASSWORD", "CACHE_REDIS_SENTINEL_PASSWORD")
+_SECRET_KEYS = ("SECRET_KEY", "CACHE_REDIS_PASSWORD", "CACHE_REDIS_SENTINEL_PASSWORD",
+                "CACHE_MEMCACHED_PASSWORD")
 _URL_KEYS = ("DATABASE_URL", "CACHE_REDIS_URL", "SIGNALS_BUS_URL")
 
 
@@ -354,8 +385,12 @@ def as_cache_type(key: str, value: Any) -> str:
     name = CACHE_TYPE_ALIASES.get(str(value).lower()) if isinstance(value, str) else None
     if name is not None:
         return name
+    refused = _REFUSED_CACHE_TYPES.get(value.lower()) if isinstance(value, str) else None
+    if refused is not None:
+        raise ConfigError(key, value, refused)
     if isinstance(value, str) and value.startswith("cachelib."):
-        raise ConfigError(key, value, "SimpleCache, RedisCache or NullCache: cachelib's "
+        raise ConfigError(key, value, "SimpleCache, RedisCache, MemcachedCache or NullCache: "
+                          "cachelib's "
                           "backends block the event loop (a custom backend is an aiocache one)")
     if isinstance(value, str) and "." in value and not value.startswith("flask_caching."):
         module, _, name = value.rpartition(".")
@@ -366,7 +401,8 @@ def as_cache_type(key: str, value: Any) -> str:
         if not callable(factory):
             raise ConfigError(key, value, "a callable factory(app, config, args, options)")
         return value
-    raise ConfigError(key, value, "SimpleCache, RedisCache or NullCache, or the import path "
+    raise ConfigError(key, value, "SimpleCache, RedisCache, MemcachedCache or NullCache, or "
+                      "the import path "
                       "of a factory(app, config, args, options) returning a backend")
 
 
@@ -480,6 +516,32 @@ def as_bus_url(key: str, value: Any) -> str | None:
     return url
 
 
+def as_memcached_servers(key: str, value: Any) -> list[str]:
+    """Flask-Caching's list of "host:port" servers; here exactly one.
+
+    aiocache's memcached backend talks to one server. Spreading keys over several would need
+    a view's entry and its generation tokens (read in one multi-get) on one server, and a
+    server's loss would silently change where keys live: for more capacity, give memcached
+    more memory (-m), or use RedisCache.
+    """
+    if value is None or value == []:
+        return ["127.0.0.1:11211"]
+    servers = [value] if isinstance(value, str) else value
+    if not isinstance(servers, list | tuple) or not all(isinstance(s, str) for s in servers):
+        raise ConfigError(key, value, 'a list of "host:port" strings')
+    if len(servers) > 1:
+        raise ConfigError(key, value, "one server: aiocache's memcached backend talks to one "
+                          "(a view's entry and its generation tokens are read in one multi-get, "
+                          "so keys are not spread over servers); give that memcached more "
+                          "memory (-m), or use RedisCache")
+    host, colon, port = servers[0].strip().rpartition(":")
+    if not colon:
+        host, port = servers[0].strip(), "11211"
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(key, value, 'one "host:port", such as "127.0.0.1:11211"')
+    return [f"{host}:{port}"]
+
+
 def as_optional_int(key: str, value: Any) -> int | None:
     return None if value is None else as_int(key, value)
 
@@ -544,6 +606,9 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "CACHE_REDIS_SENTINELS": as_sentinels,
     "CACHE_REDIS_SENTINEL_MASTER": as_master_name,
     "CACHE_REDIS_SENTINEL_PASSWORD": as_optional_text,
+    "CACHE_MEMCACHED_SERVERS": as_memcached_servers,
+    "CACHE_MEMCACHED_USERNAME": as_optional_text,
+    "CACHE_MEMCACHED_PASSWORD": as_optional_text,
     "CACHE_OPTIONS": as_cache_options,
     "CACHE_ARGS": as_cache_args,
     "CACHE_NO_NULL_WARNING": as_bool,
@@ -624,6 +689,10 @@ def _check_cache_settings(config: MutableMapping[str, Any]) -> None:
             raise ConfigError(key, config[key], "a supported cache setting: " + ", ".join(
                 sorted(name for name in _VALIDATORS if name.startswith("CACHE_"))
             ))
+    for key in ("CACHE_MEMCACHED_USERNAME", "CACHE_MEMCACHED_PASSWORD"):
+        if config[key]:
+            raise ConfigError(key, "<hidden>" if key.endswith("PASSWORD") else config[key],
+                              f"unset: {_NO_SASL}")
     builtin = config["CACHE_TYPE"] in CACHE_TYPE_ALIASES.values()
     if builtin and config["CACHE_ARGS"]:
         raise ConfigError("CACHE_ARGS", config["CACHE_ARGS"], "an empty list: positional "
@@ -672,10 +741,17 @@ def resolve_redis_url(config: Mapping[str, Any]) -> str:
 
 
 def _require_redis_for_local_tier(config: MutableMapping[str, Any]) -> None:
-    """The local tier sits in front of Redis, and its evictions travel on the signal bus."""
-    if config["CACHE_TYPE"] not in REDIS_CACHE_TYPES:
-        raise ConfigError("CACHE_LOCAL", True, "CACHE_TYPE = 'RedisCache' (the local tier "
-                          f"sits in front of Redis; {config['CACHE_TYPE']} is already local)")
+    """The local tier sits in front of a shared cache, and its evictions travel on the
+    signal bus, which needs Redis pub/sub."""
+    if config["CACHE_TYPE"] not in SHARED_CACHE_TYPES:
+        raise ConfigError("CACHE_LOCAL", True, "CACHE_TYPE = 'RedisCache', "
+                          "'RedisSentinelCache' or 'MemcachedCache' (the local tier sits "
+                          "in front of a shared cache; "
+                          f"{config['CACHE_TYPE']} is already local)")
+    if config["CACHE_TYPE"] == "MemcachedCache" and not config["SIGNALS_BUS_URL"]:
+        raise ConfigError("CACHE_LOCAL", True, "SIGNALS_BUS_URL set to a Redis URL as well: "
+                          "the local tier's evictions travel on the signal bus, and memcached "
+                          "has no pub/sub to carry them")
     if not config["SIGNALS_BUS_URL"]:
         config["SIGNALS_BUS_URL"] = (sentinel_bus_url(config)
                                      if config["CACHE_TYPE"] == "RedisSentinelCache"

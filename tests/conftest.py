@@ -2,7 +2,8 @@
 
 `app` runs the real serving lifecycle (`async with app.test_app()`), so the cache client and
 the database pool are opened and closed exactly as under hypercorn. Tests that take
-`cache_config` run once per cache backend: in memory, and on the real Redis.
+`cache_config` run once per cache backend: in memory, and on the real Redis (and, in
+tests/cache/, on a memcached of their own).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from quart.testing import QuartClient
 from quart_app import create_app
 
 from .services import MYSQL_URL, REDIS_URL, drop_test_database, require_service
+from .support import backend_config
+from .throwaway_memcached import memcached_server, throwaway_memcached  # noqa: F401  (fixtures)
 from .throwaway_redis import throwaway_redis  # noqa: F401  (a fixture, shared with every test)
 
 __all__ = ["MYSQL_URL"]
@@ -70,19 +73,9 @@ def key_prefix() -> str:
 
 @pytest.fixture(params=["memory", "redis"])
 def cache_config(request: pytest.FixtureRequest, key_prefix: str) -> Iterator[dict[str, Any]]:
-    """Cache settings for one backend; the Redis run cleans up its own prefix afterwards."""
-    if request.param == "memory":
-        yield {"CACHE_TYPE": "SimpleCache", "CACHE_KEY_PREFIX": key_prefix}
-        return
-    url = require_service("Redis", REDIS_URL)
-    yield {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": url, "CACHE_KEY_PREFIX": key_prefix}
-    import redis as sync_redis
-
-    client = sync_redis.Redis.from_url(url)
-    keys = list(client.scan_iter(match=key_prefix + "*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    """Cache settings for one backend (tests/cache/ adds memcached)."""
+    with backend_config(request, request.param, key_prefix) as config:
+        yield config
 
 
 @pytest.fixture

@@ -6,17 +6,22 @@ import asyncio
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote_to_bytes, urlsplit
 
 import pytest
 
-from quart_app.cache import Cache, CacheSettings
+from quart_app.cache import Cache, CacheClient, CacheSettings
 from quart_app.cache.backends import BoundedMemoryBackend, PrefixedRedisBackend
+from quart_app.cache.client import memcached_address
+from quart_app.cache.memcached import GenerationMemcachedBackend, generation_key, unpack
 from quart_app.db import InfoRow, InfoStore
 from quart_app.db.store import MAX_PAGE_SIZE
+
+from .services import REDIS_URL, require_service
 
 
 def free_port() -> int:
@@ -24,6 +29,30 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextmanager
+def backend_config(request: pytest.FixtureRequest, backend: str,
+                   key_prefix: str) -> Iterator[dict[str, Any]]:
+    """Cache settings for one backend ("memory", "redis" or "memcached"), each test under its
+    own prefix; the Redis run deletes its keys afterwards (memcached's is a throwaway server)."""
+    if backend == "memory":
+        yield {"CACHE_TYPE": "SimpleCache", "CACHE_KEY_PREFIX": key_prefix}
+        return
+    if backend == "memcached":
+        server = request.getfixturevalue("memcached_server")
+        yield {"CACHE_TYPE": "MemcachedCache", "CACHE_MEMCACHED_SERVERS": [server.server],
+               "CACHE_KEY_PREFIX": key_prefix}
+        return
+    url = require_service("Redis", REDIS_URL)
+    yield {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": url, "CACHE_KEY_PREFIX": key_prefix}
+    import redis as sync_redis
+
+    client = sync_redis.Redis.from_url(url)
+    keys = list(client.scan_iter(match=key_prefix + "*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
 
 
 def memory_sqlite_config(tmp_path: Path) -> dict[str, Any]:
@@ -63,9 +92,35 @@ async def seconds_left(cache: Cache, key: str) -> float | None:
     if isinstance(backend, PrefixedRedisBackend):
         milliseconds = await backend.client.pttl(full_key)
         return None if milliseconds < 0 else milliseconds / 1000
+    if backend.SHARED:  # memcached: values record their expiry
+        [(_, seconds)] = await backend.multi_get_with_ttl([full_key])
+        return seconds  # type: ignore[no-any-return]
     assert isinstance(backend, BoundedMemoryBackend)
     _, expires_at = backend._entries[full_key]
     return None if expires_at == float("inf") else expires_at - time.monotonic()
+
+
+async def stored_texts(client: CacheClient) -> list[str]:
+    """Every current value under the client's prefix, as the backend stores it."""
+    backend: Any = client.backend
+    if isinstance(backend, BoundedMemoryBackend):
+        return [text for text, _ in backend._entries.values()]
+    if isinstance(backend, GenerationMemcachedBackend):
+        # No SCAN: memcached's LRU crawler lists the keys (of every prefix on the server);
+        # only values of this prefix's generation are its own.
+        reader, writer = await asyncio.open_connection(*client.settings.memcached_server,
+                                                       limit=64 * 1024 * 1024)
+        writer.write(b"lru_crawler metadump all\r\n")
+        dump = await reader.readuntil(b"END\r\n")
+        writer.close()
+        token = generation_key(client.settings.key_prefix)
+        keys = {unquote_to_bytes(part[4:].decode()) for line in dump.splitlines()
+                for part in line.split() if part.startswith(b"key=")} - {token}
+        generation, *values = await backend.client.multi_get(token, *keys)
+        found = [unpack(value, generation) for value in values]
+        return [current[0] for current in found if current is not None]
+    keys = [key async for key in backend.client.scan_iter(match=client.settings.key_prefix + "*")]
+    return [value.decode() for value in await backend.client.mget(*keys) if value is not None]
 
 
 async def wait_until(condition: Callable[[], object], timeout: float = 5.0) -> None:
@@ -83,6 +138,8 @@ def settings_from(cache_config: dict[str, Any], **changes: Any) -> CacheSettings
     }
     if "CACHE_REDIS_URL" in cache_config:
         fields["redis_url"] = cache_config["CACHE_REDIS_URL"]
+    if "CACHE_MEMCACHED_SERVERS" in cache_config:
+        fields["memcached_server"] = memcached_address(cache_config["CACHE_MEMCACHED_SERVERS"])
     return CacheSettings(**{**fields, **changes})
 
 

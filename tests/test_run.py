@@ -98,9 +98,9 @@ def test_bad_setting_exits_with_one_clear_line(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        "quart_app: bad setting CACHE_TYPE = 'Bogus': expected SimpleCache, RedisCache or "
-        "NullCache, or the import path of a factory(app, config, args, options) returning a "
-        "backend"
+        "quart_app: bad setting CACHE_TYPE = 'Bogus': expected SimpleCache, RedisCache, "
+        "MemcachedCache or NullCache, or the import path of a factory(app, config, args, "
+        "options) returning a backend"
     )
 
 

@@ -50,6 +50,10 @@ class BoundedMemoryBackend(BaseCache):  # type: ignore[misc]
     """An LRU dict of text values with lazy expiry: no timer per key, at most `max_entries`."""
 
     NAME = "bounded_memory"
+    #: Whether other processes see the same entries, and which errors mean "unreachable":
+    #: the backend contract `CacheClient` reads (a custom backend without them: False, none).
+    SHARED = False
+    OUTAGE_ERRORS: tuple[type[BaseException], ...] = ()
 
     def __init__(self, max_entries: int, **kwargs: Any) -> None:
         super().__init__(serializer=NullSerializer(), timeout=NO_CALL_TIMEOUT, **kwargs)
@@ -175,6 +179,8 @@ class NullBackend(BaseCache):  # type: ignore[misc]
     """Flask-Caching's NullCache: stores nothing, every read is a miss."""
 
     NAME = "null"
+    SHARED = False
+    OUTAGE_ERRORS: tuple[type[BaseException], ...] = ()
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(serializer=NullSerializer(), timeout=NO_CALL_TIMEOUT, **kwargs)
@@ -256,6 +262,8 @@ class PrefixedRedisBackend(RedisCache):  # type: ignore[misc]
     """aiocache's Redis cache on a sized, blocking pool; `clear()` only touches our prefix."""
 
     SCAN_BATCH = 500
+    SHARED = True
+    OUTAGE_ERRORS = REDIS_OUTAGE_ERRORS
 
     def __init__(
         self, url: str, pool_size: int, socket_timeout: float,

@@ -23,7 +23,7 @@ from typing import Any, Literal, TypeVar
 
 from aiocache.base import BaseCache
 
-from .backends import REDIS_OUTAGE_ERRORS, BoundedMemoryBackend, NullBackend, PrefixedRedisBackend
+from .backends import BoundedMemoryBackend, NullBackend, PrefixedRedisBackend
 from .local_tier import LocalTier
 from .sentinel import SentinelRedisBackend
 from .serialization import ValueSerializer
@@ -77,6 +77,8 @@ class CacheSettings:
     sentinel_password: str | None = None
     redis_password: str | None = None
     redis_db: int = 0
+    #: CACHE_MEMCACHED_SERVERS' one server, as (host, port).
+    memcached_server: tuple[str, int] = ("127.0.0.1", 11211)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> CacheSettings:
@@ -102,7 +104,14 @@ class CacheSettings:
             sentinel_password=config["CACHE_REDIS_SENTINEL_PASSWORD"],
             redis_password=config["CACHE_REDIS_PASSWORD"],
             redis_db=config["CACHE_REDIS_DB"] or 0,
+            memcached_server=memcached_address(config["CACHE_MEMCACHED_SERVERS"]),
         )
+
+
+def memcached_address(servers: list[str]) -> tuple[str, int]:
+    """The (host, port) of CACHE_MEMCACHED_SERVERS' one "host:port" (validated by config)."""
+    host, _, port = servers[0].rpartition(":")
+    return host.strip("[]"), int(port)
 
 
 def make_backend(settings: CacheSettings) -> BaseCache:
@@ -118,6 +127,13 @@ def make_backend(settings: CacheSettings) -> BaseCache:
             pool_size=settings.redis_pool_size, socket_timeout=settings.redis_timeout,
             connection_options=dict(settings.redis_options),
         )
+    if settings.cache_type == "MemcachedCache":
+        # Imported here: aiomcache is only loaded by apps that use memcached.
+        from .memcached import GenerationMemcachedBackend
+
+        host, port = settings.memcached_server
+        return GenerationMemcachedBackend(host, port, settings.key_prefix,
+                                          settings.redis_pool_size, settings.redis_timeout)
     if settings.cache_type == "NullCache":
         return NullBackend()
     return BoundedMemoryBackend(settings.threshold)
@@ -131,9 +147,8 @@ class CacheClient:
         self.backend = backend if backend is not None else make_backend(settings)
         self._serializer = ValueSerializer()
         self._prefix = settings.key_prefix
-        self._outage_errors = (
-            REDIS_OUTAGE_ERRORS if isinstance(self.backend, PrefixedRedisBackend) else ()
-        )
+        self._outage_errors: tuple[type[BaseException], ...] = getattr(
+            self.backend, "OUTAGE_ERRORS", ())
         self._down_since: float | None = None
         self._retry_at = 0.0
         #: Keys whose deletion Redis did not take: deleted again once it answers.
@@ -152,7 +167,7 @@ class CacheClient:
             self.backend.on_master_change(self._master_changed)
         #: CACHE_LOCAL's in-process copies, in front of Redis (see `local_tier`).
         self.local: LocalTier | None = None
-        if settings.local and isinstance(self.backend, PrefixedRedisBackend):
+        if settings.local and self.is_shared:
             self.local = LocalTier(self._prefix, settings.local_threshold, settings.local_timeout)
 
     # --- Flask-Caching's API ------------------------------------------------------------
@@ -273,7 +288,7 @@ class CacheClient:
 
     async def ping(self) -> None:
         """Raise CacheUnavailable if the backend cannot be reached right now."""
-        if not isinstance(self.backend, PrefixedRedisBackend):
+        if not self.is_shared:
             return
         try:
             await self.backend.ping()
@@ -281,7 +296,8 @@ class CacheClient:
                 await self._replay_invalidations()
         except self._outage_errors as error:
             self._note_outage(error)
-            raise CacheUnavailable(f"redis unreachable: {error}") from None
+            name = getattr(self.backend, "NAME", "cache backend")
+            raise CacheUnavailable(f"{name} unreachable: {error}") from None
         self._note_recovery()
 
     def preserve(self, namespace: str) -> None:
@@ -313,8 +329,8 @@ class CacheClient:
 
     @property
     def is_shared(self) -> bool:
-        """True when other processes see the same entries (Redis)."""
-        return isinstance(self.backend, PrefixedRedisBackend)
+        """True when other processes see the same entries (Redis, memcached)."""
+        return bool(getattr(self.backend, "SHARED", False))
 
     async def close(self) -> None:
         if self._probe is not None:
@@ -336,9 +352,8 @@ class CacheClient:
         return tier
 
     async def _read_through(self, tier: LocalTier, full_keys: list[str]) -> list[str | None]:
-        """Read from Redis, and copy what the tier holds."""
+        """Read from the shared backend, and copy what the tier holds."""
         epoch = tier.epoch
-        assert isinstance(self.backend, PrefixedRedisBackend)
         nothing: list[tuple[str | None, float | None]] = [(None, None)] * len(full_keys)
         found = await self._call(self.backend.multi_get_with_ttl, nothing, full_keys)
         for key, (text, ttl) in zip(full_keys, found, strict=True):

@@ -22,7 +22,7 @@ from typing import Any, ParamSpec
 from aiocache.base import BaseCache
 from quart import Quart, current_app, has_app_context
 
-from ..config import CACHE_TYPE_ALIASES, REDIS_CACHE_TYPES, cache_config
+from ..config import CACHE_TYPE_ALIASES, SHARED_CACHE_TYPES, cache_config
 from . import memoize as memoizing
 from . import views
 from .client import CacheClient, CacheSettings, CacheUnavailable
@@ -75,7 +75,7 @@ class Cache:
         state = _AppCache(merged, CacheSettings.from_config(merged))
         app.extensions.setdefault(EXTENSION_KEY, {})[self] = state
         self.app = app
-        if state.settings.cache_type in REDIS_CACHE_TYPES or app.config.get("SIGNALS_BUS_URL"):
+        if state.settings.cache_type in SHARED_CACHE_TYPES or app.config.get("SIGNALS_BUS_URL"):
             # Only a shared cache, or one the bus invalidates, can drop an invalidation that
             # another process depends on.
             guard_writes(app, state.settings.retry_interval)

@@ -55,8 +55,9 @@ def guard_writes(app: Quart, retry_after: float) -> None:
         refused = jsonify({
             "error": "cache_unavailable", "stored": True,
             "message": "the write is stored, but the caches other workers read could not be "
-                       "invalidated: they may serve the previous data until Redis answers "
-                       "again (then they are); do not repeat the write",
+                       "invalidated: they may serve the previous data until the cache "
+                       "(Redis or memcached) answers again (then they are); do not repeat "
+                       "the write",
         })
         refused.status_code = 503
         refused.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))

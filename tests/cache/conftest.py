@@ -1,13 +1,29 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 
 from quart_app.cache import CacheClient
 
-from ..support import settings_from
+from ..support import backend_config, settings_from
+
+
+@pytest.fixture(params=["memory", "redis", "memcached"])
+def cache_config(request: pytest.FixtureRequest, key_prefix: str) -> Iterator[dict[str, Any]]:
+    """The cache suites run on every backend: memory, Redis and a memcached of their own."""
+    with backend_config(request, request.param, key_prefix) as config:
+        yield config
+
+
+@pytest.fixture(params=["redis", "memcached"])
+def shared_cache_config(
+    request: pytest.FixtureRequest, key_prefix: str
+) -> Iterator[dict[str, Any]]:
+    """A cache several processes share (for leases and two-worker tests): Redis, memcached."""
+    with backend_config(request, request.param, key_prefix) as config:
+        yield config
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """Flask-Caching's extension and config on a user's own Quart app (its tests/test_basic_app.py
-and test_init.py, async), on the memory backend and on the real Redis."""
+and test_init.py, async), on the memory backend, the real Redis and a memcached."""
 
 from __future__ import annotations
 
@@ -15,10 +15,12 @@ from quart.testing.app import LifespanError
 from quart_app import create_app
 from quart_app.cache import Cache
 from quart_app.cache.backends import BoundedMemoryBackend, PrefixedRedisBackend
+from quart_app.cache.memcached import GenerationMemcachedBackend
 from quart_app.config import cache_config
 from quart_app.errors import ConfigError
 
-BACKENDS = {"SimpleCache": BoundedMemoryBackend, "RedisCache": PrefixedRedisBackend}
+BACKENDS = {"SimpleCache": BoundedMemoryBackend, "RedisCache": PrefixedRedisBackend,
+            "MemcachedCache": GenerationMemcachedBackend}
 
 
 class RecordingBackend(BoundedMemoryBackend):

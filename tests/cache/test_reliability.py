@@ -1,6 +1,6 @@
 """The fault run behind the README's reliability table: two workers, inserts and reads under
-load while their Redis (a throwaway server) is killed and restarted, then stalled (SIGSTOP)
-and resumed. Run with `-s` to see the counts:
+load while their Redis or memcached (a throwaway server) is killed and restarted, then
+stalled (SIGSTOP) and resumed. Run with `-s` to see the counts:
 
     .venv/bin/python -m pytest tests/cache/test_reliability.py -s -q
 """
@@ -11,12 +11,14 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from quart import Quart
 
 from quart_app import create_app
 
+from ..throwaway_memcached import ThrowawayMemcached
 from ..throwaway_redis import ThrowawayRedis
 
 
@@ -32,14 +34,28 @@ class Counts:
     recovery: list[float] = field(default_factory=list)
 
 
-def worker(server: ThrowawayRedis, tmp_path: Path, local: bool) -> Quart:
+def worker(cache: dict[str, Any], tmp_path: Path, local: bool) -> Quart:
     return create_app({
-        "CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": server.url,
-        "CACHE_KEY_PREFIX": "reliability:", "CACHE_REDIS_TIMEOUT": 0.3,
+        **cache, "CACHE_KEY_PREFIX": "reliability:", "CACHE_REDIS_TIMEOUT": 0.3,
         "CACHE_RETRY_INTERVAL": 1.0, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        # With the local tier, the bus runs on the same (throwaway) Redis.
         "CACHE_LOCAL": local, "CACHE_LOCAL_ACK_TIMEOUT": 0.3,
     })
+
+
+def faulty_cache(
+    request: pytest.FixtureRequest, backend: str, local: bool
+) -> tuple[ThrowawayRedis | ThrowawayMemcached, dict[str, Any]]:
+    """The server the run kills, and the settings that use it."""
+    if backend == "redis":
+        redis: ThrowawayRedis = request.getfixturevalue("throwaway_redis")
+        # With the local tier, the bus runs on the same (throwaway) Redis.
+        return redis, {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": redis.url}
+    memcached: ThrowawayMemcached = request.getfixturevalue("throwaway_memcached")
+    # memcached has no pub/sub: the local tier's bus is a Redis that stays up.
+    bus = ({"SIGNALS_BUS_URL": request.getfixturevalue("throwaway_redis").url} if local
+           else {})
+    return memcached, {"CACHE_TYPE": "MemcachedCache",
+                       "CACHE_MEMCACHED_SERVERS": [memcached.server], **bus}
 
 
 #: Clients inserting and reading at once; client n inserts ids n, n + CLIENTS, ...
@@ -87,24 +103,27 @@ async def until_cached_again(app: Quart) -> float:
     return time.monotonic() - started
 
 
-@pytest.mark.parametrize("local", [False, True], ids=["redis", "redis+local"])
+@pytest.mark.parametrize(("backend", "local"), [
+    ("redis", False), ("redis", True), ("memcached", False), ("memcached", True),
+], ids=["redis", "redis+local", "memcached", "memcached+local"])
 async def test_a_fault_run_loses_nothing_and_serves_nothing_stale(
-    throwaway_redis: ThrowawayRedis, tmp_path: Path, local: bool
+    request: pytest.FixtureRequest, tmp_path: Path, backend: str, local: bool
 ) -> None:
+    server, cache = faulty_cache(request, backend, local)
     counts, acknowledged, stop = Counts(), [], asyncio.Event()
-    apps = worker(throwaway_redis, tmp_path, local), worker(throwaway_redis, tmp_path, local)
+    apps = worker(cache, tmp_path, local), worker(cache, tmp_path, local)
     async with apps[0].test_app(), apps[1].test_app():
         running = asyncio.gather(*(load(apps, counts, stop, acknowledged, first_id)
                                    for first_id in range(1, CLIENTS + 1)))
         await asyncio.sleep(0.5)
-        throwaway_redis.kill()  # a crash: the data goes with it
+        server.kill()  # a crash: the data goes with it
         await asyncio.sleep(0.5)
-        await asyncio.to_thread(throwaway_redis.start)
+        await asyncio.to_thread(server.start)
         counts.recovery.append(await until_cached_again(apps[1]))
         await asyncio.sleep(0.5)
-        throwaway_redis.stall()  # a stall: the data stays, commands time out
+        server.stall()  # a stall: the data stays, commands time out
         await asyncio.sleep(1.0)
-        throwaway_redis.unstall()
+        server.unstall()
         counts.recovery.append(await until_cached_again(apps[1]))
         await asyncio.sleep(0.5)
         stop.set()
@@ -112,7 +131,7 @@ async def test_a_fault_run_loses_nothing_and_serves_nothing_stale(
         reader = apps[0].test_client()
         for info_id in acknowledged:
             counts.lost += (await reader.get(f"/api/info/{info_id}")).status_code != 200
-    print(f"\nfault run ({'redis+local' if local else 'redis'}): {counts}")
+    print(f"\nfault run ({backend}{'+local' if local else ''}): {counts}")
     assert counts.acknowledged > 0
     assert counts.lost == 0
     assert counts.stale == 0

@@ -108,10 +108,11 @@ async def test_a_cancelled_waiting_caller_does_not_disturb_the_computation() -> 
 
 
 @pytest.fixture
-async def redis_clients(redis_cache_config: dict[str, Any]) -> Any:
-    """Two clients on one Redis prefix: two processes, as far as a lease can tell."""
-    first = CacheClient(settings_from(redis_cache_config))
-    second = CacheClient(settings_from(redis_cache_config))
+async def redis_clients(shared_cache_config: dict[str, Any]) -> Any:
+    """Two clients on one shared prefix (Redis, memcached): two processes, as far as a lease
+    can tell."""
+    first = CacheClient(settings_from(shared_cache_config))
+    second = CacheClient(settings_from(shared_cache_config))
     yield first, second
     await first.close()
     await second.close()

@@ -15,6 +15,7 @@ import pytest
 from quart import Quart
 from quart.testing import QuartClient
 
+from quart_app.cache.memcached import GenerationMemcachedBackend
 from quart_app.extensions import cache
 
 from ..throwaway_redis import ThrowawayRedis
@@ -144,11 +145,15 @@ async def test_an_unreadable_entry_is_a_logged_miss_never_a_500(
     client = corrupted_app.test_client()
     await client.get("/probe/plain")
     backend: Any = cache.client_for(corrupted_app).backend
+    prefix = cache.client_for(corrupted_app).settings.key_prefix
     if hasattr(backend, "_entries"):
         for key, (_, expires) in list(backend._entries.items()):
             backend._entries[key] = ("{not json", expires)
+    elif isinstance(backend, GenerationMemcachedBackend):  # no SCAN: the entry's own key
+        async with corrupted_app.app_context():
+            entry = corrupted_app.view_functions["plain"].make_cache_key(path="/probe/plain")
+        await backend._set(prefix + entry, "{not json")
     else:
-        prefix = cache.client_for(corrupted_app).settings.key_prefix
         async for key in backend.client.scan_iter(match=prefix + "*"):
             await backend.client.set(key, "{not json")
     response = await client.get("/probe/plain")
@@ -157,14 +162,14 @@ async def test_an_unreadable_entry_is_a_logged_miss_never_a_500(
     assert "serving it uncached" in caplog.text
 
 
-# --- two processes on one Redis ------------------------------------------------------------
+# --- two processes on one Redis (or memcached) -----------------------------------------------
 
 
 @pytest.fixture
 async def two_workers(
-    redis_cache_config: dict[str, Any], tmp_path: Path
+    shared_cache_config: dict[str, Any], tmp_path: Path
 ) -> AsyncIterator[tuple[Quart, Quart]]:
-    config = {**redis_cache_config, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
+    config = {**shared_cache_config, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
     first, second = create_view_app(config), create_view_app(config)
     async with first.test_app(), second.test_app():
         yield first, second
@@ -261,8 +266,8 @@ async def test_forgetting_what_an_outage_left_stale_keeps_the_counters(
         assert after["/api/info"] >= visits["/api/info"]
 
 
-@pytest.mark.parametrize("cache_config", ["redis"], indirect=True)
-async def test_reads_racing_inserts_on_a_healthy_redis_are_never_cache_errors(
+@pytest.mark.parametrize("cache_config", ["redis", "memcached"], indirect=True)
+async def test_reads_racing_inserts_on_a_healthy_shared_cache_are_never_cache_errors(
     app_config: dict[str, Any],
 ) -> None:
     # An invalidation landing between a read's lookup and its store is a race, not a fault:

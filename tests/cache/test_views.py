@@ -18,6 +18,7 @@ from quart_app.cache.generations import establish
 from quart_app.cache.views import delete_cached
 from quart_app.extensions import cache
 
+from ..support import stored_texts
 from .view_app import BODIES, create_view_app, runs
 
 
@@ -309,14 +310,6 @@ async def test_an_entry_is_status_headers_and_body_in_json(
     assert len(texts) == 1
     assert '"status":200' in texts[0] and '"headers"' in texts[0]
     assert texts[0].isascii()  # JSON; the body is base64 inside it
-
-
-async def stored_texts(client: CacheClient) -> list[str]:
-    backend: Any = client.backend
-    if not client.is_shared:
-        return [text for text, _ in backend._entries.values()]
-    keys = [key async for key in backend.client.scan_iter(match=client.settings.key_prefix + "*")]
-    return [value.decode() for value in await backend.client.mget(*keys) if value is not None]
 
 
 # --- timeout, unless, forced_update, no-cache --------------------------------------------
