@@ -13,12 +13,14 @@ no total bound, and receiving pauses while MAX_CONTENT_LENGTH bytes wait unread.
 the reader chooses, receiving pauses at MAX_CONTENT_LENGTH unread bytes too, so neither
 choice finds bytes it would have had to refuse.
 
-A view that answers before the body has all arrived (a 413 past a row limit) leaves the
-rest waiting in hypercorn's queue, which then blocks the close of the stream: the server
-would never close the connection, and a client still sending would never read the answer.
-So the rest is then received and dropped in the background until it has all arrived or the
-server reports the stream closed (at most `DRAIN_SECONDS`), as Quart's own receiver would
-have done.
+A view that answers before its body has all arrived (a 413 past a row limit) leaves the
+rest in hypercorn's queue, where it blocks the stream's close; and a client still sending
+may never read the answer. So before the answer's headers go out, the rest is received and
+dropped (at most `DRAIN_BYTES`, for at most `DRAIN_SECONDS`), as servers do with an unread
+body: the client then reads the answer, and the connection stays reusable. A body still
+arriving past either bound is answered with `Connection: close`, and what still comes is
+dropped in the background until the server has queued nothing more for
+`DRAIN_IDLE_SECONDS`.
 """
 
 from __future__ import annotations
@@ -34,8 +36,12 @@ from quart.utils import cancel_tasks, raise_task_exceptions
 from quart.wrappers.request import Body
 from werkzeug.exceptions import RequestEntityTooLarge
 
-#: Most seconds the rest of a body is received and dropped after its view has answered.
-DRAIN_SECONDS = 30.0
+#: Most bytes of an unread body's rest received and dropped before the answer.
+DRAIN_BYTES = 16 * 1024 * 1024
+#: Most seconds the answer waits for an unread body's rest (and the background drain lasts).
+DRAIN_SECONDS = 10.0
+#: Draining stops once the server has queued nothing more for this long.
+DRAIN_IDLE_SECONDS = 1.0
 
 _draining: set[asyncio.Task[None]] = set()
 
@@ -52,6 +58,8 @@ class StreamableBody(Body):
         self._limit = max_content_length
         self._whole: bool | None = None  # None: the reader has not chosen yet
         self._discarding = False
+        self._dropped = 0
+        self._drain_over = asyncio.Event()  # complete, over DRAIN_BYTES, or receiving stopped
         self._room = asyncio.Event()
         self._room.set()
 
@@ -73,8 +81,27 @@ class StreamableBody(Body):
         self._data.clear()
         self._room.set()
 
+    async def drained(self, timeout: float) -> bool:
+        """Whether the rest of the body arrived (and was dropped) within the bounds."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._drain_over.wait()
+        except TimeoutError:
+            pass
+        return self.complete
+
+    def stop_draining(self) -> None:
+        self._drain_over.set()
+
+    def set_complete(self) -> None:
+        super().set_complete()
+        self._drain_over.set()
+
     def append(self, data: bytes) -> None:
         if self._discarding:
+            self._dropped += len(data)
+            if self._dropped > DRAIN_BYTES:
+                self._drain_over.set()
             return
         if self._whole or self._limit is None:
             super().append(data)
@@ -120,13 +147,25 @@ class BackpressureConnection(ASGIHTTPConnection):
     async def __call__(self, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
         # Quart's own, except for a body its view left unread (see the module docstring).
         request = self._create_request_from_scope(send)
+        body = request.body
+        stream = body if isinstance(body, StreamableBody) else None
+
+        async def send_after_draining(message: Any) -> None:
+            # The view is done with the body once it answers.
+            if (stream is not None and message["type"] == "http.response.start"
+                    and not stream.complete):
+                stream.discard()
+                if not await stream.drained(DRAIN_SECONDS):
+                    message = {**message,
+                               "headers": [*message["headers"], (b"connection", b"close")]}
+            await send(message)
+
         receiver = asyncio.ensure_future(self.handle_messages(request, receive))
-        handler = asyncio.ensure_future(self.handle_request(request, send))
+        handler = asyncio.ensure_future(self.handle_request(request, send_after_draining))
         done, pending = await asyncio.wait([handler, receiver],
                                            return_when=asyncio.FIRST_COMPLETED)
-        body = request.body
-        if receiver in pending and isinstance(body, StreamableBody) and not body.complete:
-            body.discard()
+        if receiver in pending and stream is not None and not stream.complete:
+            stream.discard()
             pending.discard(receiver)
             _drain_in_background(receiver)
         await cancel_tasks(pending)
@@ -134,18 +173,42 @@ class BackpressureConnection(ASGIHTTPConnection):
 
     async def handle_messages(self, request: Request, receive: ASGIReceiveCallable) -> None:
         body = request.body
+        stream = body if isinstance(body, StreamableBody) else None
+        try:
+            await self._receive(body, stream, receive)
+        finally:
+            if stream is not None:
+                stream.stop_draining()
+
+    @staticmethod
+    async def _receive(body: Body, stream: StreamableBody | None,
+                       receive: ASGIReceiveCallable) -> None:
+        closed = False  # the server reported the stream closed while the body was dropped
         while True:
-            if isinstance(body, StreamableBody):
-                await body.wait_for_room()
-            message = await receive()
+            draining = stream is not None and stream.discarding
+            if stream is not None:
+                await stream.wait_for_room()
+            if closed:
+                # The server keeps queueing what it had read of the body even after the
+                # stream's close: take it until nothing more comes.
+                try:
+                    async with asyncio.timeout(DRAIN_IDLE_SECONDS):
+                        message = await receive()
+                except TimeoutError:
+                    return
+            else:
+                message = await receive()
             if message["type"] == "http.request":
                 body.append(message.get("body", b""))
                 if not message.get("more_body", False):
                     body.set_complete()
-                    if isinstance(body, StreamableBody) and body.discarding:
-                        return  # all received: the server's queue has room for its close
+                    if closed:
+                        return  # all received: nothing more will be queued
             elif message["type"] == "http.disconnect":
-                return
+                if stream is None or not draining:
+                    return
+                closed = True
+                stream.stop_draining()
 
 
 def _drain_in_background(receiver: asyncio.Task[None]) -> None:

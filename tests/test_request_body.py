@@ -10,9 +10,8 @@ import pytest
 from quart import Quart, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from quart_app import request_body
 from quart_app.request_body import StreamableBody, init_app
-
-from .support import wait_until
 
 
 async def test_awaited_whole_it_is_bounded_as_in_quart() -> None:
@@ -81,20 +80,20 @@ async def test_an_app_streams_a_body_larger_than_max_content_length() -> None:
     assert await (await client.post("/stream", data=big)).get_json() == {"length": 10_000}
 
 
-async def test_a_body_its_view_left_unread_is_still_received_to_its_end() -> None:
-    # Else the server's queue stays full and it never closes the stream (see the module).
+async def answer_early(messages: list[dict[str, Any]]) -> tuple[
+        list[dict[str, Any]], asyncio.Queue[dict[str, Any]]]:
+    """Serve `messages` (the server's queue) to an app whose view answers without reading."""
     app = Quart(__name__)
     app.config["MAX_CONTENT_LENGTH"] = 100
     init_app(app)
 
     @app.post("/early")
     async def early() -> Any:
-        return {"answered": True}  # before reading the body
+        return {"answered": True}
 
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    for _ in range(20):
-        queue.put_nowait({"type": "http.request", "body": b"x" * 100, "more_body": True})
-    queue.put_nowait({"type": "http.request", "body": b"", "more_body": False})
+    for message in messages:
+        queue.put_nowait(message)
     sent: list[dict[str, Any]] = []
 
     async def send(message: dict[str, Any]) -> None:
@@ -105,5 +104,27 @@ async def test_a_body_its_view_left_unread_is_still_received_to_its_end() -> Non
              "query_string": b"", "root_path": "", "headers": [(b"host", b"localhost")],
              "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80), "extensions": {}}
     await app(scope, queue.get, send)  # type: ignore[arg-type]
+    return sent, queue
+
+
+PART = {"type": "http.request", "body": b"x" * 100, "more_body": True}
+
+
+async def test_a_body_its_view_left_unread_is_received_before_the_answer() -> None:
+    # Else the server's queue stays full, which blocks its close of the stream, and a client
+    # still sending may never read the answer (see the module).
+    sent, queue = await answer_early(
+        [PART] * 20 + [{"type": "http.request", "body": b"", "more_body": False}])
+    assert queue.empty()
     assert sent[0]["status"] == 200
-    await wait_until(queue.empty)
+    assert (b"connection", b"close") not in sent[0]["headers"]  # the connection stays usable
+
+
+async def test_a_rest_that_does_not_come_in_time_is_answered_with_connection_close(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(request_body, "DRAIN_SECONDS", 0.1)
+    sent, queue = await answer_early([PART] * 20)  # and then nothing more
+    assert sent[0]["status"] == 200
+    assert (b"connection", b"close") in sent[0]["headers"]
+    assert queue.empty()

@@ -98,3 +98,22 @@ def test_an_ndjson_load_larger_than_one_body_streams_through_the_server(
         assert last == {"id": ids[-1], "name": f"r{count - 1}", "money": f"{count - 1}.50"}
         assert server.stop() == 0
     assert "Traceback" not in server.output()
+
+
+def test_an_ndjson_load_over_its_row_limit_is_answered_413_through_the_server(
+    tmp_path: Path,
+) -> None:
+    # The server stops reading at the limit while the client still sends: it must answer,
+    # not leave the connection waiting (request_body drains the rest after the answer).
+    env = {"QUART_DATABASE_URL": f"sqlite:///{tmp_path / 'nd.sqlite3'}",
+           "QUART_LOG_LEVEL": "WARNING", "QUART_BULK_MAX_NDJSON_ROWS": "1000"}
+    with ServerProcess(env=env, log_dir=tmp_path) as server:
+        for body in (ndjson_rows(20_000), b"".join(ndjson_rows(20_000))):
+            answer = httpx.post(server.base_url + "/api/info/bulk", content=body, timeout=20,
+                                headers={"Content-Type": "application/x-ndjson"})
+            assert answer.status_code == 413, answer.text[:500]
+            assert [result["status"] for result in answer.json()["results"]] == [201] * 1000
+        page = httpx.get(server.base_url + "/api/info?limit=1").json()
+        assert page["items"][0]["name"] == "r999"  # the second load's last stored row
+        assert server.stop() == 0
+    assert "Traceback" not in server.output()

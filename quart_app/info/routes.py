@@ -167,7 +167,7 @@ async def create_info_bulk() -> Response:
                 413, "request_entity_too_large",
                 f"at most {limit} rows per NDJSON load (BULK_MAX_NDJSON_ROWS): the first "
                 f"{limit} were read, and `results` gives their outcomes (those answered 201 "
-                "are stored); nothing after them was read or stored: send the rest again",
+                "are stored); nothing after them was stored: send the rest again",
                 results=results(outcomes))
     else:
         items = await read_json_array()
