@@ -58,6 +58,7 @@ class StreamableBody(Body):
         self._limit = max_content_length
         self._whole: bool | None = None  # None: the reader has not chosen yet
         self._discarding = False
+        self._received = 0
         self._dropped = 0
         self._drain_over = asyncio.Event()  # complete, over DRAIN_BYTES, or receiving stopped
         self._room = asyncio.Event()
@@ -83,6 +84,9 @@ class StreamableBody(Body):
 
     async def drained(self, timeout: float) -> bool:
         """Whether the rest of the body arrived (and was dropped) within the bounds."""
+        if (self._expected_length is not None
+                and self._expected_length - self._received > DRAIN_BYTES):
+            return False  # declared too large to wait for: answer at once
         try:
             async with asyncio.timeout(timeout):
                 await self._drain_over.wait()
@@ -98,6 +102,7 @@ class StreamableBody(Body):
         self._drain_over.set()
 
     def append(self, data: bytes) -> None:
+        self._received += len(data)
         if self._discarding:
             self._dropped += len(data)
             if self._dropped > DRAIN_BYTES:

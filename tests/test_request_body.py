@@ -80,7 +80,7 @@ async def test_an_app_streams_a_body_larger_than_max_content_length() -> None:
     assert await (await client.post("/stream", data=big)).get_json() == {"length": 10_000}
 
 
-async def answer_early(messages: list[dict[str, Any]]) -> tuple[
+async def answer_early(messages: list[dict[str, Any]], length: int | None = None) -> tuple[
         list[dict[str, Any]], asyncio.Queue[dict[str, Any]]]:
     """Serve `messages` (the server's queue) to an app whose view answers without reading."""
     app = Quart(__name__)
@@ -101,7 +101,9 @@ async def answer_early(messages: list[dict[str, Any]]) -> tuple[
 
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
              "method": "POST", "scheme": "http", "path": "/early", "raw_path": b"/early",
-             "query_string": b"", "root_path": "", "headers": [(b"host", b"localhost")],
+             "query_string": b"", "root_path": "",
+             "headers": [(b"host", b"localhost")] + (
+                 [(b"content-length", str(length).encode())] if length is not None else []),
              "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80), "extensions": {}}
     await app(scope, queue.get, send)  # type: ignore[arg-type]
     return sent, queue
@@ -128,3 +130,14 @@ async def test_a_rest_that_does_not_come_in_time_is_answered_with_connection_clo
     assert sent[0]["status"] == 200
     assert (b"connection", b"close") in sent[0]["headers"]
     assert queue.empty()
+
+
+async def test_a_rest_declared_too_large_to_wait_for_is_answered_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(request_body, "DRAIN_SECONDS", 3600)  # waiting would hang the test
+    declared = request_body.DRAIN_BYTES + 10_000
+    async with asyncio.timeout(30):
+        sent, _ = await answer_early([PART] * 20, length=declared)
+    assert sent[0]["status"] == 200
+    assert (b"connection", b"close") in sent[0]["headers"]
