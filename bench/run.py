@@ -257,6 +257,9 @@ URL_INSERT_PROBE = Probe("GET", "/info?id={id}&name=probe&money=1.50", inserts=T
 POST_INSERT_PROBE = Probe(
     "POST", "/api/info", '{"id": {id}, "name": "probe", "money": "1.50"}', (201,), inserts=True
 )
+# The seed's row 1 given its own values (nothing changes): the update route must exist.
+UPDATE_PROBE = Probe("PUT", "/api/info/1", '{"name": "seed1", "money": "10.25"}', (200,),
+                     contains='"name":"seed1"')
 BULK_PROBE = Probe(
     "POST", "/api/info/bulk", '[{"id": {id}, "name": "probe", "money": "1.50"}]', (200,),
     contains='"status":201', inserts=True,
@@ -318,6 +321,10 @@ SCENARIOS: list[Scenario] = [
              "POST /api/info/bulk, 1,000 rows per request, 2 connections", "bulk.lua",
              settings=MEM, connections=2, threads=2, inserts=True, with_ceiling=False,
              rows_per_request=1000, probes=(BULK_PROBE,)),
+    # quart_app only: the Flask original has no update or delete route (its probe fails).
+    Scenario("mixed-changes", "10. mixed with updates and deletes, Redis",
+             "GET /api/info and /api/info/<id>; POST, PUT/PATCH/DELETE with If-Match; Redis",
+             "mixed_changes.lua", settings=REDIS, probes=(LIST_PROBE, UPDATE_PROBE), **C32),
     Scenario("notify-slow", "8. insert + 200 ms notification, c32",
              "seed URL inserts, 200 ms notification receiver", "insert_url.lua",
              settings=Settings(slow_notify_ms=SLOW_NOTIFY_MS), probes=(URL_INSERT_PROBE,),

@@ -10,7 +10,7 @@ from typing import Any
 from quart import Quart, Response
 from quart_schema import QuartSchema
 
-from . import instrumentation, request_id, serving
+from . import instrumentation, request_body, request_id, serving
 from .blueprints import docs
 from .blueprints import metrics as metrics_route
 from .blueprints.health import health
@@ -42,6 +42,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
         app.instance_path = app.config["INSTANCE_PATH"]
     configure_logging(app.config["LOG_LEVEL"], app.config["LOG_FORMAT"])
     _ensure_secret_key(app)
+    request_body.init_app(app)  # bodies a view may stream (NDJSON bulk loads)
     # ASGI middlewares, innermost first: fast hits answer inside the metrics (so they are
     # counted) and inside the request id (so they carry one, as their log lines do).
     _add_fast_hits(app)

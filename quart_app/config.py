@@ -42,6 +42,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CONTENT_LENGTH": 64 * 1024,
     # Most rows one POST /api/info/bulk may carry (the body is bounded by MAX_CONTENT_LENGTH).
     "BULK_MAX_ROWS": 1000,
+    # Most rows one NDJSON POST /api/info/bulk may carry: its body is streamed, so
+    # MAX_CONTENT_LENGTH bounds each line, not the whole.
+    "BULK_MAX_NDJSON_ROWS": 100_000,
     # Flask-Caching's names, with Flask-Caching's meanings.
     "CACHE_TYPE": "SimpleCache",
     "CACHE_DEFAULT_TIMEOUT": 300,
@@ -592,6 +595,7 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "METRICS": as_bool,
     "MAX_CONTENT_LENGTH": lambda key, value: as_int(key, value, minimum=1),
     "BULK_MAX_ROWS": lambda key, value: as_int(key, value, minimum=1),
+    "BULK_MAX_NDJSON_ROWS": lambda key, value: as_int(key, value, minimum=1),
     "CACHE_TYPE": as_cache_type,
     "CACHE_DEFAULT_TIMEOUT": as_int,
     "CACHE_KEY_PREFIX": as_prefix,

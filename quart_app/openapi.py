@@ -18,7 +18,13 @@ from pydantic import BaseModel
 from quart_schema import DataSource, OpenAPIProvider
 from werkzeug.routing import Rule
 
-from .validation import BODY_MODEL_ATTRIBUTE, FORM_TYPE, JSON_TYPE, QUERY_MODEL_ATTRIBUTE
+from .validation import (
+    BODY_MODEL_ATTRIBUTE,
+    FORM_TYPE,
+    JSON_TYPE,
+    NDJSON_TYPE,
+    QUERY_MODEL_ATTRIBUTE,
+)
 
 ANSWERS_ATTRIBUTE = "_quart_app_answers"
 ARRAY_BODY_ATTRIBUTE = "_quart_app_array_body"
@@ -73,6 +79,9 @@ class Answer:
     headers: dict[str, Any] = field(default_factory=dict)
     #: OpenAPI links: how a value in this answer feeds another operation.
     links: dict[str, Any] = field(default_factory=dict)
+    #: The same answer in other media types, chosen by `Accept`: media type -> Media Type
+    #: Object.
+    also: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def error(status: int, description: str | None = None) -> Answer:
@@ -92,12 +101,24 @@ PRECONDITION = 412
 NOT_MODIFIED = Answer(304, "not modified: If-None-Match named the current ETag", None)
 
 
-def json_array_body(model: type[BaseModel], description: str) -> Callable[[T], T]:
+#: A bulk load's results as NDJSON (`Accept: application/x-ndjson`). OpenAPI 3.1 has no schema
+#: for one line of a stream (3.2's `itemSchema`): the body is text, each line a BulkResult.
+BULK_RESULT_LINES = {
+    "schema": {"type": "string",
+               "description": "one BulkResult object per line, in the order the rows were sent"},
+    "x-item-schema": {"$ref": "#/components/schemas/BulkResult"},
+}
+
+
+def json_array_body(
+    model: type[BaseModel], description: str, *, ndjson: bool = False
+) -> Callable[[T], T]:
     """Document a body that is a JSON array of `model` items, each judged on its own (an
-    invalid item is part of the answer, not a refusal of the request)."""
+    invalid item is part of the answer, not a refusal of the request); with `ndjson`, also
+    as NDJSON, one item per line."""
 
     def decorator(function: T) -> T:
-        setattr(function, ARRAY_BODY_ATTRIBUTE, (model, description))
+        setattr(function, ARRAY_BODY_ATTRIBUTE, (model, description, ndjson))
         return function
 
     return decorator
@@ -172,7 +193,7 @@ class Provider(OpenAPIProvider):
         return {"required": True, "content": content}, definitions
 
     def _array_body(
-        self, model: type[BaseModel], description: str
+        self, model: type[BaseModel], description: str, ndjson: bool
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         body, definitions = self.build_request_body(model, DataSource.JSON)
         item = body["content"][JSON_TYPE]["schema"]
@@ -180,7 +201,19 @@ class Provider(OpenAPIProvider):
         # the answer, and the other rows are still stored.
         schema = {"type": "array", "maxItems": self._app.config["BULK_MAX_ROWS"],
                   "items": {"anyOf": [item, {}], "description": description}}
-        return {"required": True, "content": {JSON_TYPE: {"schema": schema}}}, definitions
+        content: dict[str, Any] = {JSON_TYPE: {"schema": schema}}
+        if ndjson:
+            # Text to OpenAPI 3.1 (see BULK_RESULT_LINES); every line is judged on its own.
+            rows = self._app.config["BULK_MAX_NDJSON_ROWS"]
+            content[NDJSON_TYPE] = {
+                "schema": {"type": "string", "description": (
+                    f"one item per line, as in the JSON array: {description}. A line that is "
+                    "not JSON (or not UTF-8) is that row's 400; blank lines are skipped. At "
+                    f"most {rows} rows (BULK_MAX_NDJSON_ROWS); streamed, so not bounded by "
+                    "MAX_CONTENT_LENGTH (but each line is)")},
+                "x-item-schema": item,
+            }
+        return {"required": True, "content": content}, definitions
 
     def _response(self, answer: Answer) -> tuple[dict[str, Any], dict[str, Any]]:
         definitions: dict[str, Any] = {}
@@ -190,7 +223,7 @@ class Provider(OpenAPIProvider):
             built, definitions = self.build_response_object(schema, None)
             schema = built["content"]["application/json"]["schema"]
         if answer.media_type is not None:
-            response["content"] = {answer.media_type: {"schema": schema or {}}}
+            response["content"] = {answer.media_type: {"schema": schema or {}}, **answer.also}
         if answer.headers:
             response["headers"] = answer.headers
         if answer.links:

@@ -15,7 +15,7 @@ why, or a 415 for a media type or charset that is not accepted.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from functools import wraps
 from typing import Any
 from urllib.parse import unquote_plus
@@ -32,6 +32,8 @@ from .schemas import describe
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 JSON_TYPE = "application/json"
+#: Newline-delimited JSON: one value per line (bulk loads larger than one body).
+NDJSON_TYPE = "application/x-ndjson"
 UTF8_NAMES = {"utf-8", "utf8"}
 #: Attribute on a view: the model its body is validated against (read by quart_app.openapi).
 BODY_MODEL_ATTRIBUTE = "_quart_app_body_model"
@@ -123,16 +125,80 @@ async def read_json_array() -> list[Any]:
 
 
 async def _raw_body(*, forms: bool) -> bytes:
+    if forms:
+        check_media_type(JSON_TYPE, FORM_TYPE)
+    else:
+        check_media_type(JSON_TYPE)
+    raw: bytes = await request.get_data(cache=True, as_text=False, parse_form_data=False)
+    return raw
+
+
+def check_media_type(*accepted: str) -> None:
+    """415 unless the body is one of the `accepted` media types (any JSON type for
+    JSON_TYPE), in UTF-8."""
     mimetype = request.mimetype
-    if not request.is_json and not (forms and mimetype == FORM_TYPE):
+    if not any(request.is_json if media_type == JSON_TYPE else mimetype == media_type
+               for media_type in accepted):
         shown = mimetype or "no Content-Type"
-        accepted = f"{JSON_TYPE} or {FORM_TYPE}" if forms else JSON_TYPE
-        raise UnsupportedBody(f"{shown} is not accepted: send the body as {accepted}")
+        raise UnsupportedBody(f"{shown} is not accepted: send the body as "
+                              f"{' or '.join(accepted)}")
     charset = request.mimetype_params.get("charset")
     if charset is not None and charset.strip('"').lower() not in UTF8_NAMES:
         raise UnsupportedBody(f"charset={charset} is not accepted: send the body in UTF-8")
-    raw: bytes = await request.get_data(cache=True, as_text=False, parse_form_data=False)
-    return raw
+
+
+async def ndjson_values(max_line: int) -> AsyncGenerator[Any, None]:
+    """The value of each non-blank line of an NDJSON body, in order, or the `InvalidField`
+    saying why that line is not JSON (a problem of that line only: the rest is still read).
+
+    The body is streamed (`quart_app.request_body`), so only one line is held at a time; a
+    line longer than `max_line` bytes is not kept but skipped to its end and reported.
+    """
+    pending = bytearray()
+    overlong = False
+    first = True
+    async for data in request.body:
+        *ended, rest = data.split(b"\n")
+        for piece in ended:
+            pending += piece
+            if overlong or len(pending) > max_line:
+                yield _overlong(max_line)
+            elif (value := _ndjson_value(bytes(pending), first)) is not _BLANK:
+                yield value
+            pending.clear()
+            overlong = False
+            first = False
+        pending += rest
+        if len(pending) > max_line:
+            overlong = True
+            pending.clear()
+    if overlong:
+        yield _overlong(max_line)
+    elif (value := _ndjson_value(bytes(pending), first)) is not _BLANK:
+        yield value
+
+
+_BLANK = object()
+
+
+def _overlong(max_line: int) -> InvalidField:
+    return InvalidField("body", f"the line is longer than {max_line} bytes (MAX_CONTENT_LENGTH)")
+
+
+def _ndjson_value(line: bytes, first: bool) -> Any:
+    if first:
+        line = line.removeprefix(b"\xef\xbb\xbf")  # a BOM, as parse_json skips it
+    if not line.strip():
+        return _BLANK
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return InvalidField("body", f"not valid UTF-8: byte 0x{line[error.start]:02x} at "
+                            f"offset {error.start} of the line")
+    try:
+        return from_json(text, allow_inf_nan=False)
+    except ValueError as error:
+        return InvalidField("body", _json_reason(str(error)))
 
 
 def parse_json(raw: bytes, expected: str = "a JSON object") -> Any:

@@ -107,6 +107,20 @@ async def test_bodies_parameters_and_links_are_documented(document: dict[str, An
         "text/html": {"schema": {"type": "string"}}}
 
 
+async def test_bulk_loads_document_ndjson_in_and_out(document: dict[str, Any]) -> None:
+    bulk = document["paths"]["/api/info/bulk"]["post"]
+    body = bulk["requestBody"]["content"]
+    assert set(body) == {"application/json", "application/x-ndjson"}
+    assert body["application/json"]["schema"]["type"] == "array"
+    assert body["application/x-ndjson"]["schema"]["type"] == "string"
+    assert "100000 rows" in body["application/x-ndjson"]["schema"]["description"]
+    answered = bulk["responses"]["200"]["content"]
+    assert set(answered) == {"application/json", "application/x-ndjson"}
+    line = answered["application/x-ndjson"]["x-item-schema"]["$ref"]
+    assert line.removeprefix("#/components/schemas/") in document["components"]["schemas"]
+    assert "BULK_MAX_NDJSON_ROWS" in bulk["responses"]["413"]["description"]
+
+
 # --- schemathesis, against a real server ----------------------------------------------------
 
 

@@ -7,9 +7,8 @@ Updates and deletes honour `If-Match` with the strong ETag a read of the row sen
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
-from pydantic import ValidationError
 from quart import Blueprint, Response, current_app, request, url_for
 from werkzeug.exceptions import (
     NotFound,
@@ -19,12 +18,12 @@ from werkzeug.exceptions import (
 from werkzeug.http import parse_etags, unquote_etag
 
 from ..cache.validators import strong_etag
-from ..changes import delete_info, insert_info, insert_many_info, update_info
-from ..db import DuplicateId, InfoRow, NoSuchRow, RowChanged, StoreError, current_store
-from ..db.store import NewRow
+from ..changes import delete_info, insert_info, update_info
+from ..db import InfoRow, NoSuchRow, RowChanged, current_store
 from ..extensions import cache
 from ..http_errors import error_response
 from ..openapi import (
+    BULK_RESULT_LINES,
     ETAG,
     LOCATION,
     NOT_MODIFIED,
@@ -33,6 +32,7 @@ from ..openapi import (
     answers,
     json_array_body,
 )
+from ..openapi import error as error_answer
 from ..schemas import (
     BulkOut,
     InfoIn,
@@ -43,14 +43,15 @@ from ..schemas import (
     PageQuery,
 )
 from ..validation import (
-    InvalidField,
-    field_errors,
+    JSON_TYPE,
+    NDJSON_TYPE,
+    check_media_type,
     invalid_field,
     read_json_array,
     validate_body,
-    validate_item,
     validate_query,
 )
+from .bulk import answer, load_array, load_ndjson, results
 
 info_api = Blueprint("info_api", __name__, url_prefix="/api/info")
 
@@ -134,43 +135,50 @@ async def remove_info(info_id: int) -> tuple[str, int]:
     return "", 204
 
 
+TOO_MANY_ROWS = error_answer(
+    413, "more rows than BULK_MAX_ROWS (JSON) or BULK_MAX_NDJSON_ROWS (NDJSON: the rows before "
+    "the limit are stored, and `results` lists their outcomes), or a JSON body over "
+    "MAX_CONTENT_LENGTH")
+
+
 @info_api.post("/bulk")
-@answers(Answer(200, "every row's outcome, in the order sent", schema=BulkOut),
-         400, 413, 415, 503)
+@answers(Answer(200, "every row's outcome, in the order sent", schema=BulkOut,
+                also={NDJSON_TYPE: BULK_RESULT_LINES}),
+         400, TOO_MANY_ROWS, 415, 503)
 @json_array_body(InfoIn, "a row as for POST /api/info; one that is not valid is answered "
-                 "with status 400 in `results` and the other rows are still stored")
-async def create_info_bulk() -> dict[str, Any]:
-    """Insert a JSON array of rows (at most BULK_MAX_ROWS) in as few statements as the
-    database allows; every row's outcome in order, one bad or taken row never stopping the
-    others. What is answered 201 is stored."""
-    items = await read_json_array()
-    limit = current_app.config["BULK_MAX_ROWS"]
-    if len(items) > limit:
-        raise RequestEntityTooLarge(f"at most {limit} rows per request (BULK_MAX_ROWS); "
-                                    f"this one has {len(items)}: split it")
-    results: list[dict[str, Any] | None] = []
-    rows: list[NewRow] = []
-    for item in items:
-        try:
-            data = cast(InfoIn, validate_item(InfoIn, item))
-        except (ValidationError, InvalidField) as error:
-            results.append({"status": 400, "error": "invalid_request",
-                            "fields": field_errors(error)})
-            continue
-        results.append(None)
-        rows.append((data.id, data.name, data.money))
-    outcomes = iter(await insert_many_info(current_app, current_store(), rows) if rows else [])
-    return {"results": [result if result is not None else _bulk_result(next(outcomes))
-                        for result in results]}
-
-
-def _bulk_result(outcome: InfoRow | StoreError) -> dict[str, Any]:
-    if isinstance(outcome, InfoRow):
-        return {"status": 201, "id": outcome.id}
-    if isinstance(outcome, DuplicateId):
-        return {"status": 409, "id": outcome.id, "error": "duplicate_id",
-                "message": str(outcome)}
-    return {"status": 503, "error": "database_unavailable", "message": str(outcome)}
+                 "with status 400 in `results` and the other rows are still stored",
+                 ndjson=True)
+async def create_info_bulk() -> Response:
+    """Insert many rows: a JSON array (at most BULK_MAX_ROWS), or NDJSON, one row per line
+    (at most BULK_MAX_NDJSON_ROWS, streamed: not bounded by MAX_CONTENT_LENGTH), in as few
+    statements as the database allows. Every row's outcome in order, one bad or taken row
+    never stopping the others; what is answered 201 is stored. `Accept:
+    application/x-ndjson` answers one result object per line."""
+    check_media_type(JSON_TYPE, NDJSON_TYPE)
+    ndjson_out = request.accept_mimetypes.best_match(
+        [JSON_TYPE, NDJSON_TYPE], default=JSON_TYPE) == NDJSON_TYPE
+    config = current_app.config
+    if request.mimetype == NDJSON_TYPE:
+        limit = config["BULK_MAX_NDJSON_ROWS"]
+        outcomes, over = await load_ndjson(current_app, current_store(), limit,
+                                           config["MAX_CONTENT_LENGTH"])
+        if over:
+            return error_response(
+                413, "request_entity_too_large",
+                f"at most {limit} rows per NDJSON load (BULK_MAX_NDJSON_ROWS): the first "
+                f"{limit} were read, and `results` gives their outcomes (those answered 201 "
+                "are stored); nothing after them was stored: send the rest again",
+                results=results(outcomes))
+    else:
+        items = await read_json_array()
+        limit = config["BULK_MAX_ROWS"]
+        if len(items) > limit:
+            raise RequestEntityTooLarge(f"at most {limit} rows per request (BULK_MAX_ROWS); "
+                                        f"this one has {len(items)}: split it")
+        outcomes = await load_array(current_app, current_store(), items)
+    response = answer(outcomes, ndjson=ndjson_out)
+    response.vary.add("Accept")
+    return response
 
 
 @info_api.errorhandler(NoSuchRow)
