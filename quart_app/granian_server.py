@@ -32,6 +32,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from . import serving
 from .errors import ConfigError
 
 APPLICATION_ENV = "QUART_APP_GRANIAN_APPLICATION"
@@ -102,6 +103,7 @@ def worker_app() -> Any:
     if parent:
         threading.Thread(target=_stop_when_orphaned, args=(os.getppid(),),
                          name="parent-watch", daemon=True).start()
+    serving.mark_served_by_run_py()  # the warning for servers run.py did not start: not here
     return load_application(os.environ.get(APPLICATION_ENV, "quart_app:create_app()"))
 
 

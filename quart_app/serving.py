@@ -113,8 +113,19 @@ def install() -> None:
     hypercorn_asyncio_run.TCPServer = AnsweringTCPServer  # type: ignore[attr-defined]
 
 
+_served_by_run_py = False
+
+
+def mark_served_by_run_py() -> None:
+    """For a worker run.py started on another server (granian): nothing to warn about."""
+    global _served_by_run_py
+    _served_by_run_py = True
+
+
 def installed() -> bool:
-    return hypercorn_asyncio_run.TCPServer is AnsweringTCPServer  # type: ignore[attr-defined]
+    """Whether run.py serves this process: hypercorn with our connection class, or granian."""
+    return _served_by_run_py or (
+        hypercorn_asyncio_run.TCPServer is AnsweringTCPServer)  # type: ignore[attr-defined]
 
 
 def init_app(app: Quart) -> None:

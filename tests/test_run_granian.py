@@ -58,3 +58,5 @@ def test_the_settings_file_can_choose_granian(tmp_path: Path) -> None:
         answer = httpx.get(server.base_url + "/healthz", timeout=5)
         assert answer.status_code == 200
         assert answer.headers["server"] == "granian"
+        assert server.stop() == 0
+    assert "served without run.py" not in server.output()  # run.py did start it
