@@ -8,7 +8,7 @@ Served with the settings quart_app's run.py uses (hypercorn 0.18 `hypercorn.run.
 run.py can be faster than this on the same machine. If run.py's settings change, change
 HYPERCORN_SETTINGS here too.
 
-    /work/venv/bin/python bench/ceiling.py --bind 127.0.0.1:8100 [--workers 2]
+    .venv/bin/python bench/ceiling.py --bind 127.0.0.1:8100 [--workers 2]
 """
 
 from __future__ import annotations

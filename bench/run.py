@@ -7,10 +7,10 @@ insert is in the table; read-after-own-write; notifications delivered). Peers al
 (A B C A B C ...), each scenario gets --runs runs per peer, and the medians go into one
 markdown table, printed and written to bench/results/latest.md.
 
-    /work/venv/bin/python bench/run.py            # everything, 5 s per run (~15 min)
-    /work/venv/bin/python bench/run.py --quick    # 2 s per run
-    /work/venv/bin/python bench/run.py --scenarios get-mem,insert-url --peers flask,ceiling
-    /work/venv/bin/python bench/run.py --list
+    .venv/bin/python bench/run.py            # everything, 5 s per run (~15 min)
+    .venv/bin/python bench/run.py --quick    # 2 s per run
+    .venv/bin/python bench/run.py --scenarios get-mem,insert-url --peers flask,ceiling
+    .venv/bin/python bench/run.py --list
 
 A peer whose readiness check fails is skipped, with the reason, for the rest of the run.
 More scenarios (e.g. issue 7's scenario 7, cache scaling) plug in through
@@ -52,8 +52,8 @@ LOGS = RESULTS / "logs"
 WRK_DIR = BENCH / "wrk"
 FLASK_DIR = BENCH / "flask_original"
 
-QUART_PYTHON = Path(os.environ.get("BENCH_QUART_PYTHON", "/work/venv/bin/python"))
-BENCH_VENV = Path(os.environ.get("BENCH_VENV", "/work/bench-venv"))
+QUART_PYTHON = Path(os.environ.get("BENCH_QUART_PYTHON", sys.executable))
+BENCH_VENV = Path(os.environ.get("BENCH_VENV", str(BENCH / ".flask-venv")))
 
 MYSQL = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 DB_NAME = os.environ.get("BENCH_DB_NAME", "quart_app_bench")

@@ -3,7 +3,7 @@
 # (bench/run.py also creates/refreshes the venv by itself when requirements.txt changes.)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-venv="${BENCH_VENV:-/work/bench-venv}"
+venv="${BENCH_VENV:-$here/.flask-venv}"
 if ! command -v wrk >/dev/null; then
     apt-get update
     apt-get install -y wrk
