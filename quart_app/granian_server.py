@@ -103,7 +103,7 @@ def worker_app() -> Any:
     if parent:
         threading.Thread(target=_stop_when_orphaned, args=(os.getppid(),),
                          name="parent-watch", daemon=True).start()
-    serving.mark_served_by_run_py()  # the warning for servers run.py did not start: not here
+    serving.mark_served_on_granian()  # before the app is built: see request_body.init_app
     return load_application(os.environ.get(APPLICATION_ENV, "quart_app:create_app()"))
 
 

@@ -113,18 +113,22 @@ def install() -> None:
     hypercorn_asyncio_run.TCPServer = AnsweringTCPServer  # type: ignore[attr-defined]
 
 
-_served_by_run_py = False
+_served_on_granian = False
 
 
-def mark_served_by_run_py() -> None:
-    """For a worker run.py started on another server (granian): nothing to warn about."""
-    global _served_by_run_py
-    _served_by_run_py = True
+def mark_served_on_granian() -> None:
+    """For a granian worker run.py started: nothing to warn about, and its own body handling."""
+    global _served_on_granian
+    _served_on_granian = True
+
+
+def served_on_granian() -> bool:
+    return _served_on_granian
 
 
 def installed() -> bool:
     """Whether run.py serves this process: hypercorn with our connection class, or granian."""
-    return _served_by_run_py or (
+    return _served_on_granian or (
         hypercorn_asyncio_run.TCPServer is AnsweringTCPServer)  # type: ignore[attr-defined]
 
 

@@ -344,12 +344,6 @@ def test_two_workers_are_scraped_as_one(
                              log_dir=tmp_path) as server:
         if not named:
             [metrics_dir] = temp.glob("quart_app-metrics-*")
-        if "granian" in server_flags:
-            # A request that reached a granian worker still starting hung past httpx's 5 s
-            # twice in one full-suite run (not reproduced alone): start once both have.
-            ready = time.monotonic() + 20
-            while server.output().count("Started worker-") < 2 and time.monotonic() < ready:
-                time.sleep(0.05)
         # Rounds until both workers have served: one may still be starting when the other
         # answers first (granian's spawned workers take a second or two).
         deadline = time.monotonic() + 20
