@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -171,3 +173,42 @@ async def all_rows(store: InfoStore) -> list[InfoRow]:
     rows, cursor = await store.list_page(MAX_PAGE_SIZE, None)
     assert cursor is None
     return rows
+
+
+class ThrowawayServer:
+    """A server process a test owns on a free port (redis-server, memcached), which it may
+    stall (SIGSTOP: connections accepted, nothing answered), resume and kill."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def launch(self, command: list[str], probe: bytes, answer: bytes) -> None:
+        """Start `command` and wait until it answers `probe` with `answer` (at most 10 s)."""
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), 0.2) as sock:
+                    sock.sendall(probe)
+                    if sock.recv(64).startswith(answer):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"throwaway {command[0]} did not start on port {self.port}")
+
+    def stall(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def unstall(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGCONT)  # a stalled one must still die
+            self.process.kill()
+            self.process.wait(10)
+            self.process = None

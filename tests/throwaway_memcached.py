@@ -9,23 +9,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from .services import running_under_ci
-from .throwaway_redis import free_port
+from .support import ThrowawayServer
 
 
-class ThrowawayMemcached:
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
+class ThrowawayMemcached(ThrowawayServer):
     @property
     def server(self) -> str:
         """CACHE_MEMCACHED_SERVERS' entry for it."""
@@ -38,34 +30,7 @@ class ThrowawayMemcached:
                    "-I", "4m", "-c", "4096"]
         if os.geteuid() == 0:
             command += ["-u", "root"]  # memcached refuses to run as root without it
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), 0.2) as sock:
-                    sock.sendall(b"version\r\n")
-                    if sock.recv(64).startswith(b"VERSION"):
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"throwaway memcached did not start on port {self.port}")
-
-    def stall(self) -> None:
-        """SIGSTOP: the port still accepts connections, but nothing is answered."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
-
-    def unstall(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGCONT)
-
-    def kill(self) -> None:
-        if self.process is not None:
-            self.process.send_signal(signal.SIGCONT)  # a stalled one must still die
-            self.process.kill()
-            self.process.wait(10)
-            self.process = None
+        self.launch(command, b"version\r\n", b"VERSION")
 
 
 def _require_memcached() -> None:

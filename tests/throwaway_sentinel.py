@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from .services import running_under_ci
-from .throwaway_redis import free_port
+from .support import free_port
 
 MASTER_NAME = "quart_app_test"
 DOWN_AFTER_MS = 500

@@ -7,6 +7,7 @@ Updates and deletes honour `If-Match` with the strong ETag a read of the row sen
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from quart import Blueprint, Response, current_app, request, url_for
@@ -106,10 +107,7 @@ async def replace_info(info_id: int, data: InfoPut) -> tuple[dict[str, Any], int
     """Replace a row's name and money; 200 with the stored row and its new ETag.
 
     With `If-Match`, only while the row still has that ETag (else 412)."""
-    expected = await _if_match_row(info_id)
-    row = await update_info(current_app, current_store(), info_id, data.name, data.money,
-                            expected=expected)
-    return await _row_with_etag(row)
+    return await _update(info_id, data.name, data.money)
 
 
 @info_api.patch("/<int:info_id>")
@@ -120,8 +118,14 @@ async def patch_info(info_id: int, data: InfoPatch) -> tuple[dict[str, Any], int
     """Change a row's name, money or both; 200 with the stored row and its new ETag.
 
     With `If-Match`, only while the row still has that ETag (else 412)."""
+    return await _update(info_id, data.name, data.money)
+
+
+async def _update(
+    info_id: int, name: str | None, money: Decimal | None
+) -> tuple[dict[str, Any], int, dict[str, str]]:
     expected = await _if_match_row(info_id)
-    row = await update_info(current_app, current_store(), info_id, data.name, data.money,
+    row = await update_info(current_app, current_store(), info_id, name, money,
                             expected=expected)
     return await _row_with_etag(row)
 
