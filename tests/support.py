@@ -18,8 +18,8 @@ import pytest
 
 from quart_app.cache import Cache, CacheClient, CacheSettings
 from quart_app.cache.backends import BoundedMemoryBackend, PrefixedRedisBackend
-from quart_app.cache.client import memcached_address
 from quart_app.cache.memcached import GenerationMemcachedBackend, generation_key, unpack
+from quart_app.cache.settings import memcached_address
 from quart_app.db import InfoRow, InfoStore
 from quart_app.db.store import MAX_PAGE_SIZE
 

@@ -25,9 +25,10 @@ from quart import Quart, current_app, has_app_context
 from ..config import CACHE_TYPE_ALIASES, SHARED_CACHE_TYPES, cache_config
 from . import memoize as memoizing
 from . import views
-from .client import CacheClient, CacheSettings, CacheUnavailable
+from .client import CacheClient, CacheUnavailable
 from .keys import HashMethod, QueryArgs
 from .runtime import CacheRuntime
+from .settings import CacheSettings
 from .write_guard import guard_writes
 
 P = ParamSpec("P")
