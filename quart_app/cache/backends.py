@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import redis.asyncio as redis
@@ -50,10 +50,12 @@ class BoundedMemoryBackend(BaseCache):  # type: ignore[misc]
     """An LRU dict of text values with lazy expiry: no timer per key, at most `max_entries`."""
 
     NAME = "bounded_memory"
-    #: Whether other processes see the same entries, and which errors mean "unreachable":
-    #: the backend contract `CacheClient` reads (a custom backend without them: False, none).
+    #: Whether other processes see the same entries, which errors mean "unreachable" and
+    #: whether its server can be replaced by another (then it has `on_master_change`): the
+    #: backend contract `CacheClient` reads (a custom backend without them: False, none, False).
     SHARED = False
     OUTAGE_ERRORS: tuple[type[BaseException], ...] = ()
+    FAILS_OVER = False
 
     def __init__(self, max_entries: int, **kwargs: Any) -> None:
         super().__init__(serializer=NullSerializer(), timeout=NO_CALL_TIMEOUT, **kwargs)
@@ -273,10 +275,6 @@ class PrefixedRedisBackend(RedisCache):  # type: ignore[misc]
         settings = pool_settings(pool_size, socket_timeout, connection_options)
         pool = redis.BlockingConnectionPool.from_url(url, **settings)
         self.client = redis.Redis(connection_pool=pool)
-
-    def on_master_change(self, listener: Callable[[], None]) -> None:
-        """Call `listener` when the server behind this backend is replaced by another (a
-        failover); one server never is, so it is never called here."""
 
     async def _set(
         self, key: str, value: str, ttl: float | None = None, _cas_token: Any = None,

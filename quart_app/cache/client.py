@@ -22,7 +22,6 @@ from typing import Any, Literal, TypeVar
 
 from aiocache.base import BaseCache
 
-from .backends import PrefixedRedisBackend
 from .local_tier import LocalTier
 from .serialization import ValueSerializer
 from .settings import CacheSettings, make_backend
@@ -80,7 +79,7 @@ class CacheClient:
         #: Failovers seen: a call during which one happened may have read the new master
         #: before this process forgot what it may have lost (see `_master_changed`).
         self._failovers = 0
-        if isinstance(self.backend, PrefixedRedisBackend):
+        if getattr(self.backend, "FAILS_OVER", False):
             self.backend.on_master_change(self._master_changed)
         #: CACHE_LOCAL's in-process copies, in front of Redis (see `local_tier`).
         self.local: LocalTier | None = None

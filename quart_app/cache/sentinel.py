@@ -87,6 +87,9 @@ def master_client(
 class SentinelRedisBackend(PrefixedRedisBackend):
     """`PrefixedRedisBackend` on the master the sentinels name, whichever server that is."""
 
+    #: The server behind it can be replaced: `on_master_change` says when.
+    FAILS_OVER = True
+
     def __init__(
         self, sentinels: Sequence[Address], master: str, *, db: int, password: str | None,
         sentinel_password: str | None, pool_size: int, socket_timeout: float,
