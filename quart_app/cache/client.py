@@ -272,10 +272,7 @@ class CacheClient:
         epoch = tier.epoch
         nothing: list[tuple[str | None, float | None]] = [(None, None)] * len(full_keys)
         found = await self._call(self.backend.multi_get_with_ttl, nothing, full_keys)
-        for key, (text, ttl) in zip(full_keys, found, strict=True):
-            if text is not None and tier.holds(key):
-                tier.keep(key, text, ttl, epoch)
-        return [text for text, _ in found]
+        return tier.keep_read(full_keys, found, epoch)
 
     def _epoch(self) -> int:
         return -1 if self.local is None else self.local.epoch
@@ -283,27 +280,14 @@ class CacheClient:
     def _copy_written(
         self, pairs: list[tuple[str, str]], ttl: float | None, stored: bool, epoch: int
     ) -> None:
-        """Copy what this process wrote, unless an eviction came in meanwhile (`epoch` is
-        from before the write). The decorators write entries, which their tokens validate,
-        and add new tokens: another process cannot hold an older copy that needs evicting."""
         tier = self._serving_tier()
-        if tier is None or not stored:
-            return
-        for key, text in pairs:
-            if tier.holds(key):
-                tier.keep(key, text, ttl, epoch)
+        if tier is not None and stored:
+            tier.keep_written(pairs, ttl, epoch)
 
     async def _evict_everywhere(self, full_keys: list[str] | None) -> None:
         """After a deletion: drop the copies here and in every other process (None: all)."""
-        tier = self.local
-        if tier is None:
-            return
-        if full_keys is not None:
-            full_keys = [key for key in full_keys if tier.holds(key)]
-            if not full_keys:
-                return
-        tier.evict(full_keys)
-        await tier.announce(full_keys)
+        if self.local is not None:
+            await self.local.evict_everywhere(full_keys)
 
     # --- internals ----------------------------------------------------------------------
 

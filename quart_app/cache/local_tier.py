@@ -82,7 +82,36 @@ class LocalTier:
         if lifetime > 0:
             self._copies.write(key, text, lifetime)
 
+    def keep_read(
+        self, keys: Sequence[str], found: Sequence[tuple[str | None, float | None]], epoch: int
+    ) -> list[str | None]:
+        """Copy the held keys of a read from Redis (`found`: each key's text and remaining
+        seconds, `epoch` from before the read); returns the texts."""
+        for key, (text, ttl) in zip(keys, found, strict=True):
+            if text is not None and self.holds(key):
+                self.keep(key, text, ttl, epoch)
+        return [text for text, _ in found]
+
+    def keep_written(
+        self, pairs: Sequence[tuple[str, str]], ttl: float | None, epoch: int
+    ) -> None:
+        """Copy what this process wrote, unless an eviction came in meanwhile (`epoch` is
+        from before the write). The decorators write entries, which their tokens validate,
+        and add new tokens: another process cannot hold an older copy that needs evicting."""
+        for key, text in pairs:
+            if self.holds(key):
+                self.keep(key, text, ttl, epoch)
+
     # --- invalidation -----------------------------------------------------------------------
+
+    async def evict_everywhere(self, keys: Sequence[str] | None) -> None:
+        """After a deletion: drop the copies here and in every other process (None: all)."""
+        if keys is not None:
+            keys = [key for key in keys if self.holds(key)]
+            if not keys:
+                return
+        self.evict(keys)
+        await self.announce(keys)
 
     def evict(self, keys: Sequence[str] | None) -> None:
         """Drop these copies (None: all of them)."""
