@@ -1,9 +1,9 @@
 """`CacheClient`: Flask-Caching's API, async, over one aiocache backend.
 
-It owns what must behave the same on every backend: the key prefix, the default timeout,
-serialisation (values come back by value; `None` is a value, not a miss) and what happens
-when the backend is unreachable (misses and dropped writes, logged once per outage, with a
-short pause before the backend is tried again).
+It owns what must behave the same on every backend: the key prefix, the default timeout and
+serialisation (values come back by value; `None` is a value, not a miss). What happens when a
+shared backend is unreachable is `outage.Outage`'s; the local tier's copies (CACHE_LOCAL) are
+`local_tier.LocalTier`'s; which backend the settings name is `settings.make_backend`'s.
 
 It calls the backends' storage primitives (`_get`, `_set`, ...) rather than aiocache's public
 methods: those only add what this class already does (keys, serialisation, TTLs) plus an
@@ -13,31 +13,22 @@ cost 4 us instead of 0.4 us. aiocache is pinned, and the backends are our subcla
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from aiocache.base import BaseCache
 
 from .local_tier import LocalTier
+from .outage import Outage
 from .serialization import ValueSerializer
 from .settings import CacheSettings, make_backend
-from .write_guard import note_undelivered
 
-__all__ = ["MISSING", "CacheClient", "CacheUnavailable"]
+__all__ = ["MISSING", "CacheClient"]
 
 logger = logging.getLogger("quart_app.cache")
 
 T = TypeVar("T")
-
-#: Seconds between two attempts of an invalidation that Redis did not take.
-INVALIDATION_RETRY_PAUSE = 0.05
-#: Deleted keys a client remembers across an outage, to delete again when Redis is back.
-#: Past it, the namespaces that can be stale are cleared instead (see `_replay_invalidations`).
-MAX_REMEMBERED_INVALIDATIONS = 10_000
 
 
 class _Missing:
@@ -51,10 +42,6 @@ class _Missing:
 MISSING: Any = _Missing()
 
 
-class CacheUnavailable(Exception):
-    """The cache backend cannot be reached (raised only when CACHE_IGNORE_ERRORS is false)."""
-
-
 class CacheClient:
     """One app's cache. Timeouts are seconds; `None` means the default, 0 means never expire."""
 
@@ -63,24 +50,14 @@ class CacheClient:
         self.backend = backend if backend is not None else make_backend(settings)
         self._serializer = ValueSerializer()
         self._prefix = settings.key_prefix
-        self._outage_errors: tuple[type[BaseException], ...] = getattr(
-            self.backend, "OUTAGE_ERRORS", ())
-        self._down_since: float | None = None
-        self._retry_at = 0.0
-        #: Keys whose deletion Redis did not take: deleted again once it answers.
-        self._undelivered: set[str] = set()
-        #: "all": a dropped `clear()`; "stale": too many dropped deletes to remember;
-        #: "failover": deletions the old master took may be lost (`_master_changed`).
-        self._undelivered_clear: Literal["all", "stale", "failover"] | None = None
-        self._preserved: tuple[str, ...] = ()
-        self._forgetting = asyncio.Lock()
+        self._preserved: list[str] = []
         self._suspended = False
-        self._probe: asyncio.Task[None] | None = None
-        #: Failovers seen: a call during which one happened may have read the new master
-        #: before this process forgot what it may have lost (see `_master_changed`).
-        self._failovers = 0
-        if getattr(self.backend, "FAILS_OVER", False):
-            self.backend.on_master_change(self._master_changed)
+        #: The backend's outage state machine (None: a backend that cannot be unreachable).
+        self.outage: Outage | None = None
+        if getattr(self.backend, "OUTAGE_ERRORS", ()):
+            self.outage = Outage(self.backend, settings, self._preserved, self._evict_everywhere)
+            if getattr(self.backend, "FAILS_OVER", False):
+                self.backend.on_master_change(self.outage.master_changed)
         #: CACHE_LOCAL's in-process copies, in front of Redis (see `local_tier`).
         self.local: LocalTier | None = None
         if settings.local and self.is_shared:
@@ -200,26 +177,21 @@ class CacheClient:
 
     @property
     def is_down(self) -> bool:
-        return self._down_since is not None
+        return self.outage is not None and self.outage.is_down
 
     async def ping(self) -> None:
         """Raise CacheUnavailable if the backend cannot be reached right now."""
         if not self.is_shared:
             return
-        try:
+        if self.outage is None:
             await self.backend.ping()
-            if self._invalidations_lost:
-                await self._replay_invalidations()
-        except self._outage_errors as error:
-            self._note_outage(error)
-            name = getattr(self.backend, "NAME", "cache backend")
-            raise CacheUnavailable(f"{name} unreachable: {error}") from None
-        self._note_recovery()
+        else:
+            await self.outage.ping()
 
     def preserve(self, namespace: str) -> None:
         """Keep keys under `namespace` (after the prefix) when the cache forgets what may be
         stale: counters, which an outage can only leave short, never stale."""
-        self._preserved = (*self._preserved, self._prefix + namespace)
+        self._preserved.append(self._prefix + namespace)
 
     def suspend(self) -> None:
         """Serve nothing from the cache (reads miss, writes are dropped) until `resume`.
@@ -231,7 +203,7 @@ class CacheClient:
 
     async def resume(self) -> None:
         """Forget everything under the prefix that may be stale, then serve again."""
-        await self.backend._clear(self._prefix, keep=self._preserved)
+        await self.backend._clear(self._prefix, keep=tuple(self._preserved))
         self._suspended = False
 
     @property
@@ -241,7 +213,7 @@ class CacheClient:
     @property
     def is_usable(self) -> bool:
         """False while calls fall back (an outage or its retry pause, or suspended)."""
-        return self._down_since is None and not self._suspended
+        return not self.is_down and not self._suspended
 
     @property
     def is_shared(self) -> bool:
@@ -249,13 +221,13 @@ class CacheClient:
         return bool(getattr(self.backend, "SHARED", False))
 
     async def close(self) -> None:
-        if self._probe is not None:
-            self._probe.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._probe
+        errors: tuple[type[BaseException], ...] = ()
+        if self.outage is not None:
+            await self.outage.close()
+            errors = self.outage.errors
         try:
             await self.backend.close()
-        except self._outage_errors as error:
+        except errors as error:
             logger.warning("cache close failed: %s", error)
 
     # --- the local tier -------------------------------------------------------------------
@@ -263,7 +235,7 @@ class CacheClient:
     def _serving_tier(self) -> LocalTier | None:
         """The local tier, if it may serve now (never while Redis is failing)."""
         tier = self.local
-        if tier is None or not tier.serving or self._down_since is not None:
+        if tier is None or not tier.serving or self.is_down:
             return None
         return tier
 
@@ -309,151 +281,17 @@ class CacheClient:
         """Run one backend call; on an outage, `fallback` (or CacheUnavailable)."""
         if self._suspended:
             return fallback
-        if not self._outage_errors:
+        if self.outage is None:
             return await operation(*args, **kwargs)
-        if self._down_since is not None and time.monotonic() < self._retry_at:
-            return self._outage_result(fallback, None)
-        failovers = self._failovers
-        try:
-            if self._invalidations_lost:
-                await self._replay_invalidations()
-            result = await operation(*args, **kwargs)
-        except self._outage_errors as error:
-            self._note_outage(error)
-            return self._outage_result(fallback, error)
-        self._note_recovery()
-        if self._failovers != failovers:
-            return self._outage_result(fallback, ConnectionError("the Redis master changed"))
-        return result
+        return await self.outage.call(operation, fallback, *args, **kwargs)
 
     async def _invalidate(
         self, operation: Callable[..., Awaitable[T]], fallback: T, keys: list[str] | None,
         *args: Any,
     ) -> T:
-        """Run a deletion (of `keys`; None: the whole prefix) so that readers see it.
-
-        Another process may read Redis while this one is in its retry pause, so a deletion
-        never skips Redis for the pause: it is tried, and tried again for up to
-        CACHE_REDIS_TIMEOUT (a restart's refused connections, a blip). If Redis still has
-        not taken it, the keys are deleted again as soon as it answers, and the request
-        that asked is told (`write_guard`): its write must not be acknowledged as fresh.
-        """
+        """Run a deletion (of `keys`; None: the whole prefix) so that readers see it."""
         if self._suspended:
             return fallback
-        if not self._outage_errors:
+        if self.outage is None:
             return await operation(*args)
-        deadline = time.monotonic() + self.settings.redis_timeout
-        while True:
-            try:
-                if self._invalidations_lost:
-                    await self._replay_invalidations()
-                result = await operation(*args)
-            except self._outage_errors as error:
-                self._note_outage(error)
-                if time.monotonic() + INVALIDATION_RETRY_PAUSE < deadline:
-                    await asyncio.sleep(INVALIDATION_RETRY_PAUSE)
-                    continue
-                self._remember_undelivered(keys)
-                note_undelivered(self._prefix if keys is None else keys[0])
-                return self._outage_result(fallback, error)
-            self._note_recovery()
-            return result
-
-    def _master_changed(self) -> None:
-        """A failover: the backend now talks to a promoted replica. Replication is
-        asynchronous, so deletions the old master acknowledged may be missing there: forget
-        what may be stale (everything but the preserved counters) before the next read, as
-        after deletions dropped in an outage. Called before any command reaches the new
-        master."""
-        self._failovers += 1
-        if self._undelivered_clear is None:
-            self._undelivered_clear = "failover"
-            self._undelivered.clear()
-        self._start_recovery_probe()
-
-    def _remember_undelivered(self, keys: list[str] | None) -> None:
-        if keys is None:
-            self._undelivered_clear = "all"
-        elif len(self._undelivered) + len(keys) > MAX_REMEMBERED_INVALIDATIONS:
-            self._undelivered_clear = self._undelivered_clear or "stale"
-            self._undelivered.clear()
-        elif self._undelivered_clear is None:
-            self._undelivered.update(keys)
-        self._start_recovery_probe()
-
-    @property
-    def _invalidations_lost(self) -> bool:
-        return bool(self._undelivered) or self._undelivered_clear is not None
-
-    def _outage_result(self, fallback: T, error: BaseException | None) -> T:
-        if self.settings.ignore_errors:
-            return fallback
-        raise CacheUnavailable(f"cache backend unreachable: {error or 'in retry pause'}")
-
-    def _note_outage(self, error: BaseException) -> None:
-        now = time.monotonic()
-        if self._down_since is None:
-            self._down_since = now
-            logger.warning(
-                "cache backend unreachable (%s); treating reads as misses and dropping writes "
-                "until it answers again", error,
-            )
-        self._retry_at = now + self.settings.retry_interval
-
-    def _start_recovery_probe(self) -> None:
-        """Deliver dropped deletions as soon as the backend is back, not at this process's
-        next call: other processes read the same Redis and would serve what they missed.
-        So a task pings every `retry_interval` and delivers them.
-        """
-        if self._probe is not None and not self._probe.done():
-            return
-        self._probe = asyncio.get_running_loop().create_task(self._probe_until_recovered())
-
-    async def _probe_until_recovered(self) -> None:
-        while self._invalidations_lost:
-            await asyncio.sleep(self.settings.retry_interval)
-            try:
-                await self.ping()
-            except CacheUnavailable:
-                continue
-
-    async def _replay_invalidations(self) -> None:
-        """Before the first use after an outage that dropped deletions: make them now.
-
-        The exact keys, so nothing else is lost (counters, entries nobody invalidated);
-        a dropped `clear()` clears; past MAX_REMEMBERED_INVALIDATIONS, everything but the
-        preserved namespaces goes. Once, however many requests arrive meanwhile: they
-        wait for this instead of each deleting again and emptying every local tier.
-        """
-        async with self._forgetting:
-            keys, clear = sorted(self._undelivered), self._undelivered_clear
-            if not keys and clear is None:
-                return
-            if clear is not None:
-                keep = () if clear == "all" else self._preserved
-                await self.backend._clear(self._prefix, keep=keep)
-            else:
-                await self.backend._delete_many(keys)
-            self._undelivered.difference_update(keys)
-            if self._undelivered_clear == clear:
-                self._undelivered_clear = None
-        await self._evict_everywhere(None if clear is not None else keys)
-        if clear == "failover":
-            logger.warning("cache cleared under %r (counters kept): the Redis master changed, "
-                           "and deletions the old one took may not have reached the new one",
-                           self._prefix)
-        elif clear is not None:
-            logger.warning("cache cleared under %r (%s): deletions were dropped while it was "
-                           "unreachable", self._prefix,
-                           "a clear() was dropped" if clear == "all"
-                           else "too many to remember; counters kept")
-        else:
-            logger.warning("cache: %d deletions dropped while it was unreachable are made "
-                           "now", len(keys))
-
-    def _note_recovery(self) -> None:
-        if self._down_since is not None:
-            logger.warning(
-                "cache backend reachable again after %.1f s", time.monotonic() - self._down_since
-            )
-            self._down_since = None
+        return await self.outage.invalidate(operation, fallback, keys, *args)

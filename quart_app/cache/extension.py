@@ -25,8 +25,9 @@ from quart import Quart, current_app, has_app_context
 from ..config import CACHE_TYPE_ALIASES, SHARED_CACHE_TYPES, cache_config
 from . import memoize as memoizing
 from . import views
-from .client import CacheClient, CacheUnavailable
+from .client import CacheClient
 from .keys import HashMethod, QueryArgs
+from .outage import CacheUnavailable
 from .runtime import CacheRuntime
 from .settings import CacheSettings
 from .write_guard import guard_writes

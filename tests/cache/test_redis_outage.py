@@ -161,7 +161,7 @@ async def test_many_requests_after_the_outage_clear_the_prefix_once(
         await client.set_many({f"page:{n}": n for n in range(5000)})  # a clear takes a while
         # As the dropped delete of the test above leaves it (its recovery probe would race
         # the requests here, so the state is set directly).
-        client._undelivered_clear = "stale"
+        client.outage._undelivered_clear = "stale"
         pages = await asyncio.gather(*(client.get(f"page:{n}", MISSING) for n in range(20)))
         assert all(page is MISSING for page in pages)
         cleared = [line for line in outage_logs(caplog) if line.startswith("cache cleared")]
@@ -254,7 +254,7 @@ async def test_a_full_replay_keeps_the_preserved_namespaces(
     try:
         client.preserve("stats:")
         await client.set_many({"page": "stale", "stats:visits": 3})
-        client._remember_undelivered([f"k{n}" for n in range(10_001)])  # too many to keep
+        client.outage.remember_undelivered([f"k{n}" for n in range(10_001)])  # too many to keep
         await client.ping()
         assert await client.get("page", MISSING) is MISSING
         assert await client.get("stats:visits") == 3

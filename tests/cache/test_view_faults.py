@@ -259,7 +259,7 @@ async def test_forgetting_what_an_outage_left_stale_keeps_the_counters(
         assert visits["/api/info"] >= 1
         cache_client = cache.client_for(app)
         # More deletions were dropped than a client remembers: it forgets all it can.
-        cache_client._remember_undelivered([f"dropped:{n}" for n in range(10_001)])
+        cache_client.outage.remember_undelivered([f"dropped:{n}" for n in range(10_001)])
         await cache_client.ping()
         assert (await (await client.get("/api/stats")).get_json())["info_inserts"] == 1
         after = (await (await client.get("/api/stats/visits")).get_json())["visits"]
