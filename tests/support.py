@@ -10,11 +10,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
 import pytest
+from quart import Quart
 
 from quart_app.cache import Cache, CacheClient, CacheSettings
 from quart_app.cache.backends import BoundedMemoryBackend, PrefixedRedisBackend
@@ -173,6 +175,68 @@ async def all_rows(store: InfoStore) -> list[InfoRow]:
     rows, cursor = await store.list_page(MAX_PAGE_SIZE, None)
     assert cursor is None
     return rows
+
+
+#: Clients the fault runs' load runs at once; client n inserts ids n, n + LOAD_CLIENTS, ...
+LOAD_CLIENTS = 4
+
+
+@dataclass
+class LoadCounts:
+    """What `read_your_writes_load` saw (the fault runs add their own timings)."""
+
+    acknowledged: int = 0
+    #: Answered 503 with `stored: true`: stored, its invalidation not confirmed.
+    stored_unconfirmed: int = 0
+    refused: int = 0
+    lost: int = 0
+    stale: int = 0
+    server_errors: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)
+
+
+async def read_your_writes_load(apps: tuple[Quart, Quart], counts: LoadCounts,
+                                stop: asyncio.Event, acknowledged: list[int],
+                                first_id: int) -> None:
+    """Insert on one worker, then read the row and the list on the other (read-your-writes),
+    until `stop`: one of the LOAD_CLIENTS clients of a fault run."""
+    info_id = first_id - LOAD_CLIENTS
+    while not stop.is_set():
+        info_id += LOAD_CLIENTS
+        writer, reader = (app.test_client() for app in (apps[info_id % 2], apps[1 - info_id % 2]))
+        created = await writer.post("/api/info", json={"id": info_id, "name": "f", "money": "1"})
+        counts.statuses[created.status_code] = counts.statuses.get(created.status_code, 0) + 1
+        if created.status_code == 201:
+            counts.acknowledged += 1
+            acknowledged.append(info_id)
+        elif created.status_code == 503 and (await created.get_json()).get("stored") is True:
+            counts.stored_unconfirmed += 1
+            continue  # not acknowledged as fresh: the client was told reads may lag
+        else:
+            counts.refused += 1
+            counts.server_errors += created.status_code >= 500
+            continue
+        row = await reader.get(f"/api/info/{info_id}")
+        page = await reader.get("/api/info")
+        counts.server_errors += row.status_code >= 500
+        counts.server_errors += page.status_code >= 500
+        # The list is newest first, 20 a page: the row is on it unless 20 came after it.
+        newer = sum(other > info_id for other in acknowledged)
+        listed = info_id in [item["id"] for item in (await page.get_json())["items"]]
+        if row.status_code != 200 or (not listed and newer < 20 - LOAD_CLIENTS):
+            counts.stale += 1
+
+
+async def until_cached_again(app: Quart, limit: float = 15.0) -> float:
+    """Seconds from now until the worker serves the list from its cache again."""
+    started = time.monotonic()
+    client = app.test_client()
+    async with asyncio.timeout(limit):
+        while True:
+            status = (await client.get("/api/info")).headers["Cache-Status"]
+            if status.startswith("quart_app; hit"):
+                return time.monotonic() - started
+            await asyncio.sleep(0.02)
 
 
 class ThrowawayServer:

@@ -8,7 +8,6 @@ stalled (SIGSTOP) and resumed. Run with `-s` to see the counts:
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,19 +17,13 @@ from quart import Quart
 
 from quart_app import create_app
 
+from ..support import LOAD_CLIENTS, LoadCounts, read_your_writes_load, until_cached_again
 from ..throwaway_memcached import ThrowawayMemcached
 from ..throwaway_redis import ThrowawayRedis
 
 
 @dataclass
-class Counts:
-    acknowledged: int = 0
-    #: Answered 503 with `stored: true`: stored, its invalidation not confirmed.
-    stored_unconfirmed: int = 0
-    refused: int = 0
-    lost: int = 0
-    stale: int = 0
-    server_errors: int = 0
+class Counts(LoadCounts):
     recovery: list[float] = field(default_factory=list)
 
 
@@ -58,51 +51,6 @@ def faulty_cache(
                        "CACHE_MEMCACHED_SERVERS": [memcached.server], **bus}
 
 
-#: Clients inserting and reading at once; client n inserts ids n, n + CLIENTS, ...
-CLIENTS = 4
-
-
-async def load(apps: tuple[Quart, Quart], counts: Counts, stop: asyncio.Event,
-               acknowledged: list[int], first_id: int) -> None:
-    """Insert on one worker, then read the row and the list on the other (read-your-writes)."""
-    info_id = first_id - CLIENTS
-    while not stop.is_set():
-        info_id += CLIENTS
-        writer, reader = (app.test_client() for app in (apps[info_id % 2], apps[1 - info_id % 2]))
-        created = await writer.post("/api/info", json={"id": info_id, "name": "f", "money": "1"})
-        if created.status_code == 201:
-            counts.acknowledged += 1
-            acknowledged.append(info_id)
-        elif created.status_code == 503 and (await created.get_json()).get("stored") is True:
-            counts.stored_unconfirmed += 1
-            continue  # not acknowledged as fresh: the client was told reads may lag
-        else:
-            counts.refused += 1
-            counts.server_errors += created.status_code >= 500
-            continue
-        row = await reader.get(f"/api/info/{info_id}")
-        page = await (await reader.get("/api/info")).get_json()
-        counts.server_errors += row.status_code >= 500
-        # The list is newest first, 20 a page: the row is on it unless 20 came after it.
-        newer = sum(other > info_id for other in acknowledged)
-        listed = info_id in [item["id"] for item in page["items"]]
-        if row.status_code != 200 or (not listed and newer < 20 - CLIENTS):
-            counts.stale += 1
-
-
-async def until_cached_again(app: Quart) -> float:
-    """Seconds from now until the worker serves the list from Redis again."""
-    started = time.monotonic()
-    client = app.test_client()
-    async with asyncio.timeout(10):
-        while True:
-            status = (await client.get("/api/info")).headers["Cache-Status"]
-            if status.startswith("quart_app; hit"):
-                break
-            await asyncio.sleep(0.02)
-    return time.monotonic() - started
-
-
 @pytest.mark.parametrize(("backend", "local"), [
     ("redis", False), ("redis", True), ("memcached", False), ("memcached", True),
 ], ids=["redis", "redis+local", "memcached", "memcached+local"])
@@ -113,18 +61,19 @@ async def test_a_fault_run_loses_nothing_and_serves_nothing_stale(
     counts, acknowledged, stop = Counts(), [], asyncio.Event()
     apps = worker(cache, tmp_path, local), worker(cache, tmp_path, local)
     async with apps[0].test_app(), apps[1].test_app():
-        running = asyncio.gather(*(load(apps, counts, stop, acknowledged, first_id)
-                                   for first_id in range(1, CLIENTS + 1)))
+        running = asyncio.gather(*(read_your_writes_load(apps, counts, stop, acknowledged,
+                                                         first_id)
+                                   for first_id in range(1, LOAD_CLIENTS + 1)))
         await asyncio.sleep(0.5)
         server.kill()  # a crash: the data goes with it
         await asyncio.sleep(0.5)
         await asyncio.to_thread(server.start)
-        counts.recovery.append(await until_cached_again(apps[1]))
+        counts.recovery.append(await until_cached_again(apps[1], limit=10))
         await asyncio.sleep(0.5)
         server.stall()  # a stall: the data stays, commands time out
         await asyncio.sleep(1.0)
         server.unstall()
-        counts.recovery.append(await until_cached_again(apps[1]))
+        counts.recovery.append(await until_cached_again(apps[1], limit=10))
         await asyncio.sleep(0.5)
         stop.set()
         await running

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from quart import Quart
 
 from quart_app import create_app
 
+from ..support import LOAD_CLIENTS, LoadCounts, read_your_writes_load, until_cached_again
 from ..throwaway_sentinel import MASTER_NAME, ThrowawaySentinels, throwaway_sentinels
 
 __all__ = ["throwaway_sentinels"]  # a fixture
@@ -92,64 +93,11 @@ async def test_an_invalidation_the_new_master_never_received_is_not_served_stale
 
 
 @dataclass
-class Counts:
-    acknowledged: int = 0
-    #: Answered 503 with `stored: true`: stored, its invalidation not confirmed.
-    stored_unconfirmed: int = 0
-    refused: int = 0
-    lost: int = 0
-    stale: int = 0
-    server_errors: int = 0
+class Counts(LoadCounts):
     failover: float = 0.0
     recovery: float = 0.0
     #: Inserts acknowledged once the list was served from the new master's cache.
     after_recovery: int = 0
-    statuses: dict[int, int] = field(default_factory=dict)
-
-
-#: Clients inserting and reading at once; client n inserts ids n, n + CLIENTS, ...
-CLIENTS = 4
-
-
-async def load(apps: tuple[Quart, Quart], counts: Counts, stop: asyncio.Event,
-               acknowledged: list[int], first_id: int) -> None:
-    """Insert on one worker, then read the row and the list on the other (read-your-writes)."""
-    info_id = first_id - CLIENTS
-    while not stop.is_set():
-        info_id += CLIENTS
-        writer, reader = (app.test_client() for app in (apps[info_id % 2], apps[1 - info_id % 2]))
-        created = await writer.post("/api/info", json={"id": info_id, "name": "f", "money": "1"})
-        counts.statuses[created.status_code] = counts.statuses.get(created.status_code, 0) + 1
-        if created.status_code == 201:
-            counts.acknowledged += 1
-            acknowledged.append(info_id)
-        elif created.status_code == 503 and (await created.get_json()).get("stored") is True:
-            counts.stored_unconfirmed += 1
-            continue  # not acknowledged as fresh: the client was told reads may lag
-        else:
-            counts.refused += 1
-            counts.server_errors += created.status_code >= 500
-            continue
-        row = await reader.get(f"/api/info/{info_id}")
-        page = await reader.get("/api/info")
-        counts.server_errors += row.status_code >= 500
-        counts.server_errors += page.status_code >= 500
-        # The list is newest first, 20 a page: the row is on it unless 20 came after it.
-        newer = sum(other > info_id for other in acknowledged)
-        listed = info_id in ids(await page.get_json())
-        if row.status_code != 200 or (not listed and newer < 20 - CLIENTS):
-            counts.stale += 1
-
-
-async def until_cached_again(app: Quart) -> None:
-    """Until the worker serves the list from Redis again."""
-    client = app.test_client()
-    async with asyncio.timeout(15):
-        while True:
-            status = (await client.get("/api/info")).headers["Cache-Status"]
-            if status.startswith("quart_app; hit"):
-                return
-            await asyncio.sleep(0.02)
 
 
 @pytest.mark.parametrize("local", [False, True], ids=["sentinel", "sentinel+local"])
@@ -160,8 +108,9 @@ async def test_killing_the_primary_under_load_loses_nothing_and_serves_nothing_s
     apps = (worker(throwaway_sentinels, tmp_path, CACHE_LOCAL=local),
             worker(throwaway_sentinels, tmp_path, CACHE_LOCAL=local))
     async with apps[0].test_app(), apps[1].test_app():
-        running = asyncio.gather(*(load(apps, counts, stop, acknowledged, first_id)
-                                   for first_id in range(1, CLIENTS + 1)))
+        running = asyncio.gather(*(read_your_writes_load(apps, counts, stop, acknowledged,
+                                                         first_id)
+                                   for first_id in range(1, LOAD_CLIENTS + 1)))
         await asyncio.sleep(0.5)
         old = throwaway_sentinels.primary_port
         killed = time.monotonic()
