@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis.asyncio as redis
 from quart import Quart
 
 from quart_app import create_app
@@ -23,6 +22,7 @@ from quart_app.dispatch import receiver
 from quart_app.extensions import cache
 from quart_app.signals import info_deleted, info_updated
 
+from .services import forget_redis_prefix
 from .support import wait_until
 
 ROWS = [{"id": 1, "name": "one", "money": "1.00"}, {"id": 2, "name": "two", "money": "2.00"}]
@@ -45,17 +45,11 @@ def channel() -> str:
 
 
 @pytest.fixture
-async def prefix(redis_url: str) -> AsyncIterator[str]:
+def prefix(redis_url: str) -> Iterator[str]:
     """A key prefix of the test's own, and its keys removed afterwards."""
     prefix = f"changes-{uuid.uuid4().hex[:8]}:"
     yield prefix
-    cleaner = redis.Redis.from_url(redis_url)
-    try:
-        keys = [key async for key in cleaner.scan_iter(match=prefix + "*")]
-        if keys:
-            await cleaner.unlink(*keys)
-    finally:
-        await cleaner.aclose()
+    forget_redis_prefix(redis_url, prefix)
 
 
 @pytest.fixture(params=["memory+bus", "redis+local"])

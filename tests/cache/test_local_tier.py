@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from quart_app.errors import ConfigError
 from quart_app.extensions import cache
 from quart_app.signals import info_inserted
 
-from ..services import REDIS_URL, require_service
+from ..services import REDIS_URL, forget_redis_prefix, require_service
 from ..support import settings_from, wait_until
 from ..throwaway_redis import ThrowawayRedis
 
@@ -49,17 +49,11 @@ def tier_of(app: Quart) -> LocalTier:
 
 
 @pytest.fixture
-async def prefix(redis_url: str) -> AsyncIterator[str]:
+def prefix(redis_url: str) -> Iterator[str]:
     """A key prefix of the test's own, and its keys removed afterwards."""
     prefix = f"tier-{uuid.uuid4().hex[:8]}:"
     yield prefix
-    cleaner = redis.Redis.from_url(redis_url)
-    try:
-        keys = [key async for key in cleaner.scan_iter(match=prefix + "*")]
-        if keys:
-            await cleaner.unlink(*keys)
-    finally:
-        await cleaner.aclose()
+    forget_redis_prefix(redis_url, prefix)
 
 
 @pytest.fixture
