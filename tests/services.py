@@ -8,7 +8,9 @@ server fails the run, because a green run that skipped everything proves nothing
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 import pytest
@@ -64,11 +66,23 @@ def forget_redis_prefix(url: str, prefix: str) -> None:
         client.close()
 
 
+def missing_service(reason: str) -> NoReturn:
+    """Skip the test, or fail it under CI, where every service must be there."""
+    if running_under_ci():
+        pytest.fail(f"{reason}, and CI=true makes a missing service a failure", pytrace=False)
+    pytest.skip(reason)
+
+
 def require_service(name: str, url: str) -> str:
     """Return `url` when its server answers; otherwise skip (or fail under CI)."""
     if port_is_open(url):
         return url
-    reason = f"{name} is not reachable at {url}"
-    if running_under_ci():
-        pytest.fail(f"{reason}, and CI=true makes a missing service a failure", pytrace=False)
-    pytest.skip(reason)
+    missing_service(f"{name} is not reachable at {url}")
+
+
+def require_program(program: str, hint: str = "") -> str:
+    """The path of `program`; skip (or fail under CI) when it is not installed."""
+    path = shutil.which(program)
+    if path is None:
+        missing_service(f"{program} is not installed{hint}")
+    return path

@@ -8,12 +8,11 @@ kill, restart and stall it. Without the binary the tests are skipped, or fail un
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 
 import pytest
 
-from .services import running_under_ci
+from .services import require_program
 from .support import ThrowawayServer
 
 
@@ -33,31 +32,21 @@ class ThrowawayMemcached(ThrowawayServer):
         self.launch(command, b"version\r\n", b"VERSION")
 
 
-def _require_memcached() -> None:
-    if shutil.which("memcached") is None:
-        reason = "memcached is not installed (apt-get install memcached)"
-        if running_under_ci():
-            pytest.fail(f"{reason}, and CI=true makes a missing service a failure", pytrace=False)
-        pytest.skip(reason)
+def _running_memcached() -> Iterator[ThrowawayMemcached]:
+    require_program("memcached", " (apt-get install memcached)")
+    server = ThrowawayMemcached()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
 
 
 @pytest.fixture(scope="session")
 def memcached_server() -> Iterator[ThrowawayMemcached]:
-    _require_memcached()
-    server = ThrowawayMemcached()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
+    yield from _running_memcached()
 
 
 @pytest.fixture
 def throwaway_memcached() -> Iterator[ThrowawayMemcached]:
-    _require_memcached()
-    server = ThrowawayMemcached()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
+    yield from _running_memcached()

@@ -5,13 +5,12 @@ Never the shared server on 6379: fault tests must not disturb anyone else's data
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .services import running_under_ci
+from .services import require_program
 from .support import ThrowawayServer
 
 
@@ -32,11 +31,7 @@ class ThrowawayRedis(ThrowawayServer):
 
 @pytest.fixture
 def throwaway_redis(tmp_path: Path) -> Iterator[ThrowawayRedis]:
-    if shutil.which("redis-server") is None:
-        reason = "redis-server is not installed"
-        if running_under_ci():
-            pytest.fail(f"{reason}, and CI=true makes a missing service a failure", pytrace=False)
-        pytest.skip(reason)
+    require_program("redis-server")
     server = ThrowawayRedis(tmp_path)
     server.start()
     try:

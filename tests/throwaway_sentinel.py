@@ -10,7 +10,6 @@ other sentinels, or RuntimeError), and every process is killed at the end.
 from __future__ import annotations
 
 import functools
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from typing import Any
 import pytest
 import redis
 
-from .services import running_under_ci
+from .services import require_program
 from .support import free_port
 
 MASTER_NAME = "quart_app_test"
@@ -167,11 +166,7 @@ def throwaway_sentinels(tmp_path: Path) -> Iterator[ThrowawaySentinels]:
 
 
 def _sentinels(directory: Path) -> Iterator[ThrowawaySentinels]:
-    if shutil.which("redis-server") is None:
-        reason = "redis-server is not installed"
-        if running_under_ci():
-            pytest.fail(f"{reason}, and CI=true makes a missing service a failure", pytrace=False)
-        pytest.skip(reason)
+    require_program("redis-server")
     deployment = ThrowawaySentinels(directory)
     try:
         deployment.start()

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 from quart.testing import QuartClient
 
 from ..server_process import ServerProcess
-from ..services import running_under_ci
+from ..services import require_program
 
 
 async def test_the_docs_page_loads_swagger_ui_from_the_app(client: QuartClient) -> None:
@@ -25,13 +23,7 @@ async def test_the_docs_page_loads_swagger_ui_from_the_app(client: QuartClient) 
 
 
 def chromium() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        reason = "headless chromium is not installed (apt-get install chromium)"
-        if running_under_ci():
-            pytest.fail(f"{reason}, and CI=true makes it a failure", pytrace=False)
-        pytest.skip(reason)
-    return path
+    return require_program("chromium", " (headless, for the docs page: apt-get install chromium)")
 
 
 def test_the_docs_page_renders_offline_in_headless_chromium(tmp_path: Path) -> None:
