@@ -20,6 +20,7 @@ from .bus import SignalBus
 from .cache.fast_hits import FastHits
 from .config import load_config
 from .db import Database
+from .dispatch import set_relay
 from .extensions import cache
 from .http_errors import register_error_handlers
 from .info import connect_invalidation, info_api
@@ -87,7 +88,7 @@ def _add_fast_hits(app: Quart) -> None:
 
 def _add_signal_bus(app: Quart) -> None:
     if app.config["SIGNALS_BUS_URL"]:
-        SignalBus(app)
+        set_relay(app, SignalBus(app))
     elif app.config["WORKERS"] > 1 and app.config["CACHE_TYPE"] == "SimpleCache":
         logging.getLogger("quart_app").warning(
             "%d workers share no cache: with CACHE_TYPE = SimpleCache and no "

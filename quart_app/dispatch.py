@@ -37,7 +37,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import FunctionType
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import quart.signals
 from blinker import ANY, NamedSignal, Namespace
@@ -111,11 +111,20 @@ class SignalReceivers:
     sender: Any = None
 
 
+class Relay(Protocol):
+    """What carries a broadcast signal to the other processes (the signal bus), installed
+    from above with `set_relay` so that this layer never looks the bus up."""
+
+    async def publish(self, signal: NamedSignal, kwargs: dict[str, Any]) -> None: ...
+
+
 class AppDispatch:
     """Everything the dispatcher keeps for one app (in `app.extensions`, never on a global)."""
 
     def __init__(self, app: Quart) -> None:
         self.by_signal: dict[str, SignalReceivers] = {}
+        #: Where `send` passes broadcast signals on, after the local receivers (None: nowhere).
+        self.relay: Relay | None = None
         self.max_background = int(app.config.get("SIGNALS_MAX_BACKGROUND", 100))
         self.background_timeout = float(app.config.get("SIGNALS_BACKGROUND_TIMEOUT", 30))
         self.counting = bool(app.config.get("METRICS", True))
@@ -183,6 +192,11 @@ def receiver(
     return connect
 
 
+def set_relay(app: Quart, relay: Relay) -> None:
+    """Pass `app`'s signals on to `relay` after its own receivers ran (see `send`)."""
+    app_dispatch(app).relay = relay
+
+
 def disconnect_all(app: Quart) -> None:
     """Undo every `receiver` registration for `app` (done when the app stops serving)."""
     dispatch: AppDispatch | None = app.extensions.get(_EXTENSION_KEY)
@@ -203,14 +217,14 @@ def connected_names(signal: NamedSignal, app: Quart) -> list[str]:
 async def send(signal: NamedSignal, app: Quart, **kwargs: Any) -> None:
     """Run `app`'s receivers for `signal`: inline ones awaited in order, background ones queued.
 
-    A broadcast signal (`quart_app.signals.BROADCAST`) then goes on the signal bus, when the
-    app has one, to every other process's receivers.
+    A broadcast signal (`quart_app.signals.BROADCAST`) then goes on the app's relay (the
+    signal bus, `set_relay`), when it has one, to every other process's receivers.
     """
     sender = real_app(app)
     await send_local(signal, sender, **kwargs)
-    bus = sender.extensions.get("signal_bus")
-    if bus is not None:
-        await bus.publish(signal, kwargs)
+    dispatch: AppDispatch | None = sender.extensions.get(_EXTENSION_KEY)
+    if dispatch is not None and dispatch.relay is not None:
+        await dispatch.relay.publish(signal, kwargs)
 
 
 async def send_local(
