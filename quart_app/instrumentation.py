@@ -26,7 +26,7 @@ from prometheus_client import Counter, Histogram
 from quart import Quart, current_app
 
 from . import metrics
-from .db import InfoRow
+from .db import InfoRow, current_store
 from .dispatch import receiver
 from .extensions import cache
 from .request_id import current_trace
@@ -108,10 +108,10 @@ class Sampler:
                     self._count_up(metrics.CACHE_REQUESTS.labels(view, outcome),
                                    ("cache", view, outcome), count)
         with contextlib.suppress(RuntimeError):  # the database is not open
-            figures = current_app.extensions["database"].store.stats()
+            figures = current_store().stats()
             for state in metrics.POOL_STATES:
-                metrics.DB_POOL_CONNECTIONS.labels(state).set(figures.get(state, 0))
-            metrics.DB_POOL_WAITING.set(figures.get("waiting", 0))
+                metrics.DB_POOL_CONNECTIONS.labels(state).set(float(figures.get(state, 0)))
+            metrics.DB_POOL_WAITING.set(float(figures.get("waiting", 0)))
             self._count_up(metrics.DB_POOL_TIMEOUTS, ("pool", "timeouts"),
                            int(figures.get("timeouts", 0)))
         bus = current_app.extensions.get("signal_bus")
