@@ -11,6 +11,7 @@ from ..extensions import cache
 from ..openapi import NOT_MODIFIED, Answer, answers
 from ..receivers.counters import DELETES_KEY, INSERTS_KEY, UPDATES_KEY
 from ..receivers.notify import SENT_KEY
+from ..receivers.visits import visit_counter
 
 stats = Blueprint("stats", __name__, url_prefix="/api/stats")
 
@@ -33,7 +34,7 @@ async def read_stats() -> dict[str, int]:
 
 
 def _unflushed_visits() -> bool:
-    counter = current_app.extensions.get("visits")
+    counter = visit_counter(current_app)
     return counter is not None and bool(counter.pending)
 
 
@@ -46,7 +47,7 @@ async def read_visits() -> dict[str, Any]:
     Cached for a second, as fresh as the other workers' totals are anyway; a worker that
     counted visits it has not flushed yet recomputes, so it always sees its own.
     """
-    counter = current_app.extensions.get("visits")
+    counter = visit_counter(current_app)
     if counter is None:
         return {"enabled": False, "visits": {}}
     rules = sorted({rule.rule for rule in current_app.url_map.iter_rules()})

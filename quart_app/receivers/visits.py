@@ -26,6 +26,7 @@ from ..extensions import cache
 
 COUNTERS_NAMESPACE = "stats:"
 VISITS_KEY = COUNTERS_NAMESPACE + "visits:{rule}"
+EXTENSION_KEY = "visits"
 
 logger = logging.getLogger("quart_app.visits")
 
@@ -67,18 +68,19 @@ class VisitCounter:
 def count_visit(app: Quart, rule: str) -> None:
     """Count a visit of `rule` answered outside Quart (a fast cache hit); no-op when the
     visits receiver is off."""
-    counter: VisitCounter | None = app.extensions.get("visits")
+    counter = visit_counter(app)
     if counter is not None:
         counter.count(rule)
 
 
-def visit_counter(app: Quart) -> VisitCounter:
-    counter: VisitCounter = app.extensions["visits"]
+def visit_counter(app: Quart) -> VisitCounter | None:
+    """The app's visit counter; None when the visits receiver is off (the one accessor)."""
+    counter: VisitCounter | None = app.extensions.get(EXTENSION_KEY)
     return counter
 
 
 def connect(app: Quart) -> None:
-    counter = app.extensions["visits"] = VisitCounter()
+    counter = app.extensions[EXTENSION_KEY] = VisitCounter()
     interval = app.config["VISITS_FLUSH_INTERVAL"]
 
     @receiver(request_finished, app, dispatch_uid="visits.request_finished")
