@@ -285,6 +285,9 @@ def refuse_secrets_in_file(values: Mapping[str, Any]) -> None:
             )
 
 
+_QUERY_PASSWORD = re.compile(r"(?P<name>[?&][^=&#]*password[^=&#]*=)[^&#]*", re.IGNORECASE)
+
+
 def mask_password(url: str) -> str:
     """`url` with its password shown as `***`: the one way quart_app shows a URL it refuses.
 
@@ -292,14 +295,15 @@ def mask_password(url: str) -> str:
     ambiguous it hides more rather than less: everything from the `:` after the user name
     to the last `@` is the password, even where a password with an unescaped `@`, `/`, `?`
     or `#` makes urlsplit see less of it. A user name has no `/`, so a path such as
-    `sqlite:///a:b@c` has no password.
+    `sqlite:///a:b@c` has no password. A query parameter whose name says password is one.
     """
     head, slashes, rest = url.partition("//")
     userinfo, at, host = rest.rpartition("@")
     user, colon, password = userinfo.partition(":")
-    if not (slashes and at and colon and password) or "/" in user:
-        return url
-    return f"{head}//{user}:***@{host}"
+    if slashes and at and colon and password and "/" not in user:
+        url = f"{head}//{user}:***@{host}"
+    # redis-py also takes a password from the query (`?password=`, `?sentinel_password=`).
+    return _QUERY_PASSWORD.sub(r"\g<name>***", url)
 
 
 def deep_merge(target: MutableMapping[str, Any], source: Mapping[str, Any]) -> None:

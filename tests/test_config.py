@@ -152,6 +152,14 @@ def test_password_in_a_settings_file_url_is_refused(settings_file: Path) -> None
     assert "set QUART_DATABASE_URL" in str(raised.value)
 
 
+def test_a_query_password_in_a_settings_file_url_is_refused(settings_file: Path) -> None:
+    settings_file.write_text('CACHE_REDIS_URL = "redis://127.0.0.1:6379/0?password=hunter2"\n')
+    with pytest.raises(ConfigError) as raised:
+        create_app()
+    assert "hunter2" not in str(raised.value)
+    assert "set QUART_CACHE_REDIS_URL" in str(raised.value)
+
+
 @pytest.mark.parametrize(("url", "shown"), [
     ("mysql://u:pw@h:3306/db", "mysql://u:***@h:3306/db"),
     ("redis://:pw@h:6379/0", "redis://:***@h:6379/0"),
@@ -163,6 +171,11 @@ def test_password_in_a_settings_file_url_is_refused(settings_file: Path) -> None
     ("mysql://u:@h/db", "mysql://u:@h/db"),
     ("sqlite:///a:b@c.sqlite3", "sqlite:///a:b@c.sqlite3"),
     ("not a url", "not a url"),
+    ("redis://h:6379/0?password=pw", "redis://h:6379/0?password=***"),
+    ("redis://h/0?db=1&Password=p@w&x=1", "redis://h/0?db=1&Password=***&x=1"),
+    ("redis+sentinel://h:26379/m?sentinel_password=pw#f", "redis+sentinel://h:26379/m?sentinel_password=***#f"),
+    ("redis://u:pw@h/0?password=pw2", "redis://u:***@h/0?password=***"),
+    ("redis://h/0?passwords_file=/x", "redis://h/0?passwords_file=***"),
 ])
 def test_mask_password_hides_the_password_of_any_url(url: str, shown: str) -> None:
     assert mask_password(url) == shown
