@@ -19,7 +19,9 @@ import pytest
 from quart_app.cache import Cache, CacheClient, CacheSettings
 from quart_app.cache.backends import BoundedMemoryBackend, PrefixedRedisBackend
 from quart_app.cache.client import memcached_address
+from quart_app.cache.cluster import ClusterRedisBackend
 from quart_app.cache.memcached import GenerationMemcachedBackend, generation_key, unpack
+from quart_app.config import as_cluster_nodes
 from quart_app.db import InfoRow, InfoStore
 from quart_app.db.store import MAX_PAGE_SIZE
 
@@ -36,10 +38,15 @@ def free_port() -> int:
 @contextmanager
 def backend_config(request: pytest.FixtureRequest, backend: str,
                    key_prefix: str) -> Iterator[dict[str, Any]]:
-    """Cache settings for one backend ("memory", "redis" or "memcached"), each test under its
-    own prefix; the Redis run deletes its keys afterwards (memcached's is a throwaway server)."""
+    """Cache settings for one backend ("memory", "redis", "cluster" or "memcached"), each test
+    under its own prefix; the Redis run deletes its keys afterwards (memcached and the cluster
+    are throwaway servers)."""
     if backend == "memory":
         yield {"CACHE_TYPE": "SimpleCache", "CACHE_KEY_PREFIX": key_prefix}
+        return
+    if backend == "cluster":
+        cluster = request.getfixturevalue("shared_cluster")
+        yield cluster.app_config(key_prefix)
         return
     if backend == "memcached":
         server = request.getfixturevalue("memcached_server")
@@ -122,7 +129,11 @@ async def stored_texts(client: CacheClient) -> list[str]:
         found = [unpack(value, generation) for value in values]
         return [current[0] for current in found if current is not None]
     keys = [key async for key in backend.client.scan_iter(match=client.settings.key_prefix + "*")]
-    return [value.decode() for value in await backend.client.mget(*keys) if value is not None]
+    if isinstance(backend, ClusterRedisBackend):
+        values = await backend.client.mget_nonatomic(keys)
+    else:
+        values = await backend.client.mget(*keys)
+    return [value.decode() for value in values if value is not None]
 
 
 async def wait_until(condition: Callable[[], object], timeout: float = 5.0) -> None:
@@ -140,6 +151,9 @@ def settings_from(cache_config: dict[str, Any], **changes: Any) -> CacheSettings
     }
     if "CACHE_REDIS_URL" in cache_config:
         fields["redis_url"] = cache_config["CACHE_REDIS_URL"]
+    if "CACHE_REDIS_CLUSTER" in cache_config:
+        fields["cluster_nodes"] = tuple(as_cluster_nodes("CACHE_REDIS_CLUSTER",
+                                                         cache_config["CACHE_REDIS_CLUSTER"]))
     if "CACHE_MEMCACHED_SERVERS" in cache_config:
         fields["memcached_server"] = memcached_address(cache_config["CACHE_MEMCACHED_SERVERS"])
     return CacheSettings(**{**fields, **changes})

@@ -172,6 +172,8 @@ async def two_workers(
     config = {**shared_cache_config, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
     first, second = create_view_app(config), create_view_app(config)
     async with first.test_app(), second.test_app():
+        for app in (first, second):  # a cluster client learns the slot map at its first call
+            await cache.client_for(app).has("warm-up")
         yield first, second
 
 
