@@ -763,6 +763,11 @@ def _check_cluster_settings(config: Mapping[str, Any]) -> None:
     if config["CACHE_REDIS_DB"]:
         raise ConfigError("CACHE_REDIS_DB", config["CACHE_REDIS_DB"], "0 or unset: a Redis "
                           "Cluster has only database 0")
+    prefix = config["CACHE_KEY_PREFIX"]
+    if "{" in prefix and "}" in prefix.partition("{")[2]:
+        raise ConfigError("CACHE_KEY_PREFIX", prefix, "a prefix without a {hash tag} for "
+                          "RedisClusterCache: it would put every key in one slot, on one master "
+                          "(views' keys carry hash tags of their own)")
 
 
 def _apply_backend_options(config: MutableMapping[str, Any], builtin: bool) -> None:

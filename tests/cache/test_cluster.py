@@ -60,6 +60,8 @@ def test_cluster_nodes_are_read_as_flask_caching_and_lists_give_them(
      "the port is missing"),
     ({"CACHE_REDIS_CLUSTER": "n1:7000", "SIGNALS_BUS_URL": "redis+cluster://n1:7000/3"},
      "without a path"),
+    ({"CACHE_REDIS_CLUSTER": "n1:7000", "CACHE_KEY_PREFIX": "shop:{eu}:"},
+     "a prefix without a {hash tag}"),
 ])
 def test_bad_cluster_settings_are_refused_with_the_reason(
     settings: dict[str, Any], message: str, tmp_path: Path

@@ -149,3 +149,48 @@ async def test_killing_a_master_under_load_loses_nothing_and_serves_nothing_stal
     assert counts.stale == 0
     assert counts.server_errors == 0
     assert counts.refused == 0
+
+
+def shard_subscribers(cluster: ThrowawayCluster, port: int, channel: str) -> int:
+    node = cluster.client(port)
+    try:
+        [(_, count)] = node.pubsub_shardnumsub(channel)
+        return int(count)
+    finally:
+        node.close()
+
+
+async def test_a_demoted_master_loses_the_bus_subscribers_to_the_new_one(
+    throwaway_cluster: ThrowawayCluster, tmp_path: Path
+) -> None:
+    """CLUSTER FAILOVER on a replica demotes its master without killing it: the subscribers
+    must move to the promoted replica, or SPUBLISH there would count none of them."""
+    apps = (worker(throwaway_cluster, tmp_path, CACHE_LOCAL=True),
+            worker(throwaway_cluster, tmp_path, CACHE_LOCAL=True))
+    channel = apps[0].config["SIGNALS_BUS_CHANNEL"]
+    async with apps[0].test_app(), apps[1].test_app():
+        await wait_for_the_bus(apps)
+        old = throwaway_cluster.master_of(channel)
+        assert shard_subscribers(throwaway_cluster, old, channel) == 2
+        new = replica_of(throwaway_cluster, old)
+        replica = throwaway_cluster.client(new)
+        try:
+            replica.execute_command("CLUSTER FAILOVER")
+        finally:
+            replica.close()
+        async with asyncio.timeout(15):
+            # (the state lives in other processes: polled)
+            while await asyncio.to_thread(throwaway_cluster.master_of, channel) != new:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            while await asyncio.to_thread(shard_subscribers, throwaway_cluster, new,  # noqa: ASYNC110
+                                          channel) != 2:
+                await asyncio.sleep(0.05)
+        await wait_for_the_bus(apps)
+        # and an insert on one is read at once on the other, its copy evicted and confirmed
+        reader = apps[1].test_client()
+        assert (await reader.get("/api/info/9")).status_code == 404
+        created = await apps[0].test_client().post(
+            "/api/info", json={"id": 9, "name": "n", "money": "1"})
+        assert created.status_code in (201, 503)
+        assert (await reader.get("/api/info/9")).status_code == 200
+        assert apps[0].extensions["signal_bus"].evictions_unconfirmed == 0
