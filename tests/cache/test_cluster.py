@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from quart import Quart
 
@@ -22,6 +23,7 @@ from quart_app.cache.keys import memo_keys, view_keys
 from quart_app.config import as_cluster_nodes, cache_config
 from quart_app.errors import ConfigError
 
+from ..server_process import ServerProcess
 from ..throwaway_cluster import ThrowawayCluster
 
 # --- settings ---------------------------------------------------------------------------------
@@ -260,3 +262,38 @@ async def test_views_are_cached_and_reads_follow_writes(
         assert (await client.delete("/api/info/7")).status_code in (200, 204)
         assert (await client.get("/api/info/7")).status_code == 404
         assert (await client.get("/readyz")).status_code == 200
+
+
+def test_two_workers_on_the_cluster_read_their_writes_over_http(
+    shared_cluster: ThrowawayCluster, tmp_path: Path, prefix: str
+) -> None:
+    """`run.py --workers 2` on the cluster with the local tier: each insert, made through
+    whichever worker took the connection, is read at once through whichever takes the next."""
+    env = {"QUART_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+           "QUART_CACHE_KEY_PREFIX": prefix, "QUART_CACHE_TYPE": "RedisClusterCache",
+           "QUART_CACHE_REDIS_CLUSTER": shared_cluster.startup_nodes,
+           "QUART_CACHE_LOCAL": "true", "QUART_SIGNALS_BUS_CHANNEL": f"{prefix}signals"}
+    with ServerProcess("--app", "tests.cache.view_app:create_view_app()", "--workers", "2",
+                       env=env, log_dir=tmp_path) as server:  # it names the worker
+        api = server.base_url + "/api/info"
+        served_by: set[str] = set()
+        for info_id in range(1, 31):  # a new connection each request: either worker
+            listed = httpx.get(api)  # cached in that worker's tier (and the cluster)
+            assert listed.status_code == 200
+            created = httpx.post(api, json={"id": info_id, "name": "w", "money": "1"})
+            assert created.status_code == 201
+            row = httpx.get(f"{api}/{info_id}")
+            page = httpx.get(api)
+            assert row.status_code == 200
+            assert page.json()["items"][0]["id"] == info_id  # newest first
+            # (fast hits are answered before Quart, without the header)
+            served_by.update(response.headers.get("x-worker-pid", "")
+                             for response in (listed, created, row, page))
+        served_by.discard("")
+        if len(served_by) < 2:
+            pytest.fail("every request went to one worker: the test proved nothing")
+        ready = httpx.get(server.base_url + "/readyz")
+        assert ready.status_code == 200
+        bus = ready.json()["checks"]["signal_bus"]
+        assert bus["ok"] and bus["local_tier"]["evictions_unconfirmed"] == 0
+        assert server.stop() == 0
