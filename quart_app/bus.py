@@ -16,7 +16,7 @@ The bus also carries the local tier's evictions (CACHE_LOCAL, see `cache.local_t
 process that deleted a token publishes the keys, every subscribed process (itself included)
 drops its copies and confirms by pushing to a list named in the message, and the publisher
 waits (up to CACHE_LOCAL_ACK_TIMEOUT) for as many confirmations as PUBLISH counted
-subscribers. That count is exact on one Redis server, not across a Redis Cluster.
+subscribers. That count is exact on one Redis server, and on a Redis Cluster too (below).
 
 Whenever messages may have been missed (the subscription dropped, a message could not be
 handled, remote signals arrived faster than their receivers ran), the bus runs the
@@ -36,6 +36,17 @@ SIGNALS_BUS_URL): a failover breaks the subscription, which is made again on the
 with every per-process copy emptied as above. A master that is demoted rather than killed
 keeps its subscribers while publishes go to the new one, so the subscriber also asks the
 sentinels every MASTER_CHECK_INTERVAL where the master is, and moves when it moved.
+
+With `RedisClusterCache` the bus is on the cluster (a `redis+cluster://host:port,...`
+SIGNALS_BUS_URL) and uses Redis 7's sharded pub/sub: the channel lives in one slot, every
+process subscribes (SSUBSCRIBE) on the master serving that slot, and SPUBLISH, sent to that
+master, answers how many subscribers it has: all of them, so the count of confirmations to
+wait for is exact. (Plain PUBLISH on a cluster is broadcast over the cluster bus and counts
+only the subscribers of the node it was sent to.) When the slot's master changes (a
+failover, a resharding) the master drops its shard subscribers (SUNSUBSCRIBE) or dies: the
+subscription is lost as above, and made again on the slot's new master. The subscriber also
+checks every MASTER_CHECK_INTERVAL that the publishing client, which learns the slot map from
+MOVED replies, still routes the channel to the node it is subscribed on.
 """
 
 from __future__ import annotations
@@ -47,21 +58,23 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as redis
 from blinker import NamedSignal
 from quart import Quart
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 
 from .cache import CacheClient
 from .cache.backends import RETRY_ON_A_FRESH_CONNECTION
+from .cache.cluster import CLUSTER_OUTAGE_ERRORS, cluster_client
 from .cache.local_tier import LocalTier
 from .cache.sentinel import master_client
 from .cache.write_guard import note_undelivered
-from .config import SENTINEL_SCHEME, parse_sentinel_url
+from .config import CLUSTER_SCHEME, SENTINEL_SCHEME, parse_cluster_url, parse_sentinel_url
 from .dispatch import send_local
 from .extensions import cache as app_cache
 from .signals import BROADCAST
@@ -70,7 +83,7 @@ logger = logging.getLogger("quart_app.bus")
 
 VERSION = 1
 EXTENSION_KEY = "signal_bus"
-_OUTAGE = (redis.ConnectionError, redis.TimeoutError, OSError, TimeoutError)
+_OUTAGE = CLUSTER_OUTAGE_ERRORS  # a single server's errors, and a cluster's
 #: Connections to the bus's Redis: one subscription, publishes, and one per eviction waiting
 #: for its confirmations. When all are busy, callers wait (up to the ack timeout).
 POOL_SIZE = 64
@@ -118,6 +131,9 @@ class SignalBus:
         self._subscriber_client: redis.Redis | None = None
         self._sentinel: Sentinel | None = None
         self._master_name = ""
+        #: The bus on a Redis Cluster: the publishing client, and its startup nodes.
+        self._cluster: RedisCluster | None = None
+        self._cluster_settings: dict[str, Any] = {}
         self._next_master_check = 0.0
         self._resync: asyncio.Task[None] | None = None
         self._reconnect_callbacks: list[Callable[[], Awaitable[None]]] = []
@@ -165,7 +181,7 @@ class SignalBus:
                               "kwargs": codec.encode(kwargs)})
         try:
             async with asyncio.timeout(self._ack_timeout):
-                await self._client.publish(self.channel, message)
+                await self._publish(message)
         except _OUTAGE as error:
             self._publish_failed(f"cannot publish {signal.name} ({error or 'timed out'})")
             return
@@ -187,13 +203,20 @@ class SignalBus:
         while self._client is not None:
             try:
                 async with asyncio.timeout(self._ack_timeout):
-                    await self._client.publish(self.channel, message)
+                    await self._publish(message)
             except _OUTAGE:
                 await asyncio.sleep(RESYNC_INTERVAL)
                 continue
             self._publish_failing = False
             logger.warning("signal bus: publishing again; told the other processes to resync")
             return
+
+    async def _publish(self, message: str) -> int:
+        """Send `message` to every subscribed process; how many subscribers Redis counted."""
+        assert self._client is not None
+        if self._cluster is not None:
+            return int(await self._cluster.spublish(self.channel, message))
+        return int(await self._client.publish(self.channel, message))
 
     async def announce_eviction(self, prefix: str, keys: Sequence[str] | None) -> None:
         """Make every other process drop its local copies of `keys` (None: all under
@@ -207,7 +230,7 @@ class SignalBus:
         try:
             # Every subscriber confirms, this process's own included: it is counted too.
             async with asyncio.timeout(self._ack_timeout):
-                expected = int(await self._client.publish(self.channel, message))
+                expected = await self._publish(message)
             confirmed = await self._await_confirmations(ack_list, expected)
         except _OUTAGE as error:
             # If the bus is down, every process's tier stops serving and is emptied before
@@ -259,19 +282,28 @@ class SignalBus:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self._client.aclose()
-        await self._subscriber_client.aclose()
+        if self._subscriber_client is not None:
+            await self._subscriber_client.aclose()
         if self._sentinel is not None:
             await self._sentinel.aclose()
-        self._client = self._subscriber_client = self._sentinel = None
+        self._client = self._subscriber_client = self._sentinel = self._cluster = None
 
-    def _connect(self, settings: dict[str, Any]) -> tuple[redis.Redis, redis.Redis]:
+    def _connect(self, settings: dict[str, Any]) -> tuple[redis.Redis, redis.Redis | None]:
         """The publishing client (a pool) and the subscriber's, on the URL's server or on the
-        master the sentinels name."""
-        publishing: dict[str, Any] = dict(max_connections=POOL_SIZE, timeout=self._ack_timeout,
-                                          retry=RETRY_ON_A_FRESH_CONNECTION, **settings)
+        master the sentinels name. On a cluster the subscriber's is made by each subscription,
+        on the master of the channel's slot at the time (`_cluster_subscriber`)."""
         # No retry here: redis-py would re-make a dead subscription silently, and the
         # messages of the gap would be lost without this process knowing to distrust.
         subscribing: dict[str, Any] = dict(retry=Retry(NoBackoff(), 0), **settings)
+        if self.url.startswith(CLUSTER_SCHEME + "://"):
+            password = self._app.config["CACHE_REDIS_PASSWORD"]
+            self._cluster_settings = dict(password=password, **subscribing)
+            self._cluster = cluster_client(parse_cluster_url(self.url), password=password,
+                                           max_connections=POOL_SIZE, **settings)
+            # Its commands (BLPOP, RPUSH, a pipeline) are routed by key on a cluster.
+            return cast(redis.Redis, self._cluster), None
+        publishing: dict[str, Any] = dict(max_connections=POOL_SIZE, timeout=self._ack_timeout,
+                                          retry=RETRY_ON_A_FRESH_CONNECTION, **settings)
         if not self.url.startswith(SENTINEL_SCHEME + "://"):
             pool = redis.BlockingConnectionPool.from_url(self.url, **publishing)
             return (redis.Redis(connection_pool=pool),
@@ -285,12 +317,37 @@ class SignalBus:
             self._master_name, db=database, password=credentials["password"], **subscribing)
         return client, subscriber
 
+    async def _cluster_subscriber(self) -> redis.Redis:
+        """A client of the master that serves the channel's slot now, learnt afresh."""
+        assert self._cluster is not None
+        if getattr(self._cluster, "_initialize", False):
+            await self._cluster.initialize()  # the whole client: its first use
+        else:
+            await self._cluster.nodes_manager.initialize()
+        host, port = self._channel_master()
+        return redis.Redis(host=host, port=port, **self._cluster_settings)
+
+    def _channel_master(self) -> tuple[str, int]:
+        """Where the publishing client sends the channel's messages (SPUBLISH) now."""
+        assert self._cluster is not None
+        node = self._cluster.get_node_from_key(self.channel)
+        if node is None:
+            raise redis.ConnectionError("no node serves the channel's slot")
+        return node.host, int(node.port)
+
     async def _master_moved(self, pubsub: Any) -> bool:
         """Whether the sentinels now name another master than the one this subscription is on
-        (asked at most every MASTER_CHECK_INTERVAL; no answer is not a move)."""
-        if self._sentinel is None or time.monotonic() < self._next_master_check:
+        (asked at most every MASTER_CHECK_INTERVAL; no answer is not a move), or, on a
+        cluster, the publishing client sends the channel's messages to another node."""
+        if time.monotonic() < self._next_master_check:
             return False
         self._next_master_check = time.monotonic() + MASTER_CHECK_INTERVAL
+        if self._cluster is not None:
+            connection = pubsub.connection
+            return connection is not None and (
+                connection.host, connection.port) != self._channel_master()
+        if self._sentinel is None:
+            return False
         try:
             address = await self._sentinel.discover_master(self._master_name)
         except _OUTAGE:
@@ -306,11 +363,18 @@ class SignalBus:
     async def _subscribe_forever(self) -> None:
         delay = 0.1
         was_connected = False
-        assert self._subscriber_client is not None
         while True:
-            pubsub = self._subscriber_client.pubsub()
+            subscriber = None
+            pubsub: Any = None
             try:
-                await pubsub.subscribe(self.channel)
+                if self._cluster is not None:
+                    subscriber = await self._cluster_subscriber()
+                    pubsub = subscriber.pubsub()
+                    await pubsub.ssubscribe(self.channel)
+                else:
+                    assert self._subscriber_client is not None
+                    pubsub = self._subscriber_client.pubsub()
+                    await pubsub.subscribe(self.channel)
                 await self._await_subscribed(pubsub)
                 if was_connected:
                     logger.warning("signal bus: subscribed again to %s", self.channel)
@@ -320,10 +384,12 @@ class SignalBus:
                 was_connected = True
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
-                    if message is not None and message["type"] == "message":
+                    if message is not None and message["type"] in ("message", "smessage"):
                         await self._deliver(message["data"])
+                    elif message is not None and message["type"] == "sunsubscribe":
+                        raise redis.ConnectionError("the channel's slot has another master")
                     if await self._master_moved(pubsub):
-                        raise redis.ConnectionError("the sentinels name another master")
+                        raise redis.ConnectionError("the channel has another master")
             except Exception as error:
                 if isinstance(error, _OUTAGE):
                     if self.subscribed:
@@ -337,14 +403,17 @@ class SignalBus:
                 delay = min(delay * 2, 2.0)
             finally:
                 with contextlib.suppress(*_OUTAGE):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    if pubsub is not None:
+                        await pubsub.aclose()
+                    if subscriber is not None:
+                        await subscriber.aclose()
 
     async def _await_subscribed(self, pubsub: Any) -> None:
         """Until Redis confirms the subscription, a PUBLISH would not count this process."""
         async with asyncio.timeout(SUBSCRIBE_TIMEOUT):
             while True:
                 message = await pubsub.get_message(timeout=SUBSCRIBE_TIMEOUT)
-                if message is not None and message["type"] == "subscribe":
+                if message is not None and message["type"] in ("subscribe", "ssubscribe"):
                     return
 
     def _run_disconnect_callbacks(self) -> None:

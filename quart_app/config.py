@@ -62,6 +62,9 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_REDIS_SENTINELS": None,
     "CACHE_REDIS_SENTINEL_MASTER": "mymaster",
     "CACHE_REDIS_SENTINEL_PASSWORD": None,
+    # RedisClusterCache: some of the cluster's nodes ("host:port,host:port" or a list; the
+    # others are learnt from them). Its password is CACHE_REDIS_PASSWORD (environment only).
+    "CACHE_REDIS_CLUSTER": None,
     # MemcachedCache: one "host:port" (None: 127.0.0.1:11211). CACHE_REDIS_POOL_SIZE and
     # CACHE_REDIS_TIMEOUT size and bound its connections too.
     "CACHE_MEMCACHED_SERVERS": None,
@@ -125,6 +128,10 @@ CACHE_TYPE_ALIASES: dict[str, str] = {
     "redissentinel": "RedisSentinelCache",
     "flask_caching.backends.redissentinelcache": "RedisSentinelCache",
     "flask_caching.backends.redissentinel": "RedisSentinelCache",
+    "redisclustercache": "RedisClusterCache",
+    "rediscluster": "RedisClusterCache",
+    "flask_caching.backends.redisclustercache": "RedisClusterCache",
+    "flask_caching.backends.rediscluster": "RedisClusterCache",
     "nullcache": "NullCache",
     "null": "NullCache",
     "flask_caching.backends.nullcache": "NullCache",
@@ -135,7 +142,7 @@ CACHE_TYPE_ALIASES: dict[str, str] = {
 }
 
 #: The CACHE_TYPEs served by Redis (what the local tier and redis-py options need).
-REDIS_CACHE_TYPES = ("RedisCache", "RedisSentinelCache")
+REDIS_CACHE_TYPES = ("RedisCache", "RedisSentinelCache", "RedisClusterCache")
 
 _NO_SASL = ("memcached authentication is not supported: aiocache's memcached backend "
             "(aiomcache) speaks only the text protocol, and SASL needs the binary one; use "
@@ -154,7 +161,7 @@ _REFUSED_CACHE_TYPES: dict[str, str] = {
 
 #: Backends every process of the app shares: a write whose invalidation they did not take
 #: must not be acknowledged (see `cache.write_guard`).
-SHARED_CACHE_TYPES = ("RedisCache", "RedisSentinelCache", "MemcachedCache")
+SHARED_CACHE_TYPES = ("RedisCache", "RedisSentinelCache", "RedisClusterCache", "MemcachedCache")
 
 ENV_PREFIX = "QUART"
 # Names the QUART_ prefix catches that are not app settings: Quart's command line reads
@@ -514,12 +521,52 @@ def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str, int]:
             as_int("SIGNALS_BUS_URL", database or "0"))
 
 
+#: SIGNALS_BUS_URL's scheme for "the Redis Cluster these nodes belong to".
+CLUSTER_SCHEME = "redis+cluster"
+_CLUSTER_EXPECTED = ('some nodes of the cluster, each "host:port" or [host, port] (a string '
+                     'may list them with commas, as Flask-Caching\'s "host:port,host:port")')
+
+
+def as_cluster_nodes(key: str, value: Any) -> list[tuple[str, int]] | None:
+    """Flask-Caching's "host:port,host:port" startup nodes; also a list of "host:port" or
+    [host, port] items. None: unset (RedisClusterCache then refuses to start)."""
+    if value in (None, "", []):
+        return None
+    try:
+        return as_sentinels(key, value)
+    except ConfigError as error:
+        raise ConfigError(key, value, _CLUSTER_EXPECTED + error.expected.removeprefix(
+            _SENTINEL_EXPECTED)) from None
+
+
+def cluster_bus_url(config: Mapping[str, Any]) -> str:
+    """SIGNALS_BUS_URL for the cluster of CACHE_REDIS_CLUSTER: `redis+cluster://h1:p1,h2:p2/`;
+    its password is CACHE_REDIS_PASSWORD."""
+    hosts = ",".join(f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+                     for host, port in config["CACHE_REDIS_CLUSTER"])
+    return f"{CLUSTER_SCHEME}://{hosts}/"
+
+
+def parse_cluster_url(url: str) -> list[tuple[str, int]]:
+    """The nodes of a `redis+cluster://` URL (a cluster has no databases: no path)."""
+    parts = urlsplit(url)
+    if parts.path.strip("/"):
+        raise ConfigError("SIGNALS_BUS_URL", url, "a redis+cluster:// URL without a path (a "
+                          "cluster has only database 0)")
+    nodes = as_cluster_nodes("SIGNALS_BUS_URL", parts.netloc)
+    if nodes is None:
+        raise ConfigError("SIGNALS_BUS_URL", url, _CLUSTER_EXPECTED)
+    return nodes
+
+
 def as_bus_url(key: str, value: Any) -> str | None:
     if value in (None, ""):
         return None
-    url = as_url(key, value, ("redis", "rediss", "unix", SENTINEL_SCHEME))
+    url = as_url(key, value, ("redis", "rediss", "unix", SENTINEL_SCHEME, CLUSTER_SCHEME))
     if url.startswith(SENTINEL_SCHEME + "://"):
         parse_sentinel_url(url)
+    if url.startswith(CLUSTER_SCHEME + "://"):
+        parse_cluster_url(url)
     return url
 
 
@@ -614,6 +661,7 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "CACHE_REDIS_SENTINELS": as_sentinels,
     "CACHE_REDIS_SENTINEL_MASTER": as_master_name,
     "CACHE_REDIS_SENTINEL_PASSWORD": as_optional_text,
+    "CACHE_REDIS_CLUSTER": as_cluster_nodes,
     "CACHE_MEMCACHED_SERVERS": as_memcached_servers,
     "CACHE_MEMCACHED_USERNAME": as_optional_text,
     "CACHE_MEMCACHED_PASSWORD": as_optional_text,
@@ -708,6 +756,22 @@ def _check_cache_settings(config: MutableMapping[str, Any]) -> None:
                           "or the CACHE_* settings for " + config["CACHE_TYPE"])
     _apply_backend_options(config, builtin)
     config["CACHE_REDIS_URL"] = resolve_redis_url(config)
+    if config["CACHE_TYPE"] == "RedisClusterCache":
+        _check_cluster_settings(config)
+
+
+def _check_cluster_settings(config: Mapping[str, Any]) -> None:
+    if not config["CACHE_REDIS_CLUSTER"]:
+        raise ConfigError("CACHE_REDIS_CLUSTER", None, "some nodes of the cluster for "
+                          'RedisClusterCache, e.g. "10.0.0.1:7000,10.0.0.2:7000"')
+    if config["CACHE_REDIS_DB"]:
+        raise ConfigError("CACHE_REDIS_DB", config["CACHE_REDIS_DB"], "0 or unset: a Redis "
+                          "Cluster has only database 0")
+    prefix = config["CACHE_KEY_PREFIX"]
+    if "{" in prefix and "}" in prefix.partition("{")[2]:
+        raise ConfigError("CACHE_KEY_PREFIX", prefix, "a prefix without a {hash tag} for "
+                          "RedisClusterCache: it would put every key in one slot, on one master "
+                          "(views' keys carry hash tags of their own)")
 
 
 def _apply_backend_options(config: MutableMapping[str, Any], builtin: bool) -> None:
@@ -753,7 +817,8 @@ def _require_redis_for_local_tier(config: MutableMapping[str, Any]) -> None:
     signal bus, which needs Redis pub/sub."""
     if config["CACHE_TYPE"] not in SHARED_CACHE_TYPES:
         raise ConfigError("CACHE_LOCAL", True, "CACHE_TYPE = 'RedisCache', "
-                          "'RedisSentinelCache' or 'MemcachedCache' (the local tier sits "
+                          "'RedisSentinelCache', 'RedisClusterCache' or 'MemcachedCache' (the "
+                          "local tier sits "
                           "in front of a shared cache; "
                           f"{config['CACHE_TYPE']} is already local)")
     if config["CACHE_TYPE"] == "MemcachedCache" and not config["SIGNALS_BUS_URL"]:
@@ -763,6 +828,8 @@ def _require_redis_for_local_tier(config: MutableMapping[str, Any]) -> None:
     if not config["SIGNALS_BUS_URL"]:
         config["SIGNALS_BUS_URL"] = (sentinel_bus_url(config)
                                      if config["CACHE_TYPE"] == "RedisSentinelCache"
+                                     else cluster_bus_url(config)
+                                     if config["CACHE_TYPE"] == "RedisClusterCache"
                                      else config["CACHE_REDIS_URL"])
 
 

@@ -23,6 +23,7 @@ from quart_app import create_app
 
 from .services import MYSQL_URL, REDIS_URL, drop_test_database, require_service
 from .support import backend_config
+from .throwaway_cluster import shared_cluster, throwaway_cluster  # noqa: F401  (fixtures)
 from .throwaway_memcached import memcached_server, throwaway_memcached  # noqa: F401  (fixtures)
 from .throwaway_redis import throwaway_redis  # noqa: F401  (a fixture, shared with every test)
 

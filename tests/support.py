@@ -20,8 +20,10 @@ from quart import Quart
 
 from quart_app.cache import Cache, CacheClient, CacheSettings
 from quart_app.cache.backends import BoundedMemoryBackend, PrefixedRedisBackend
+from quart_app.cache.cluster import ClusterRedisBackend
 from quart_app.cache.memcached import GenerationMemcachedBackend, generation_key, unpack
 from quart_app.cache.settings import memcached_address
+from quart_app.config import as_cluster_nodes
 from quart_app.db import InfoRow, InfoStore
 from quart_app.db.store import MAX_PAGE_SIZE
 
@@ -38,10 +40,15 @@ def free_port() -> int:
 @contextmanager
 def backend_config(request: pytest.FixtureRequest, backend: str,
                    key_prefix: str) -> Iterator[dict[str, Any]]:
-    """Cache settings for one backend ("memory", "redis" or "memcached"), each test under its
-    own prefix; the Redis run deletes its keys afterwards (memcached's is a throwaway server)."""
+    """Cache settings for one backend ("memory", "redis", "cluster" or "memcached"), each test
+    under its own prefix; the Redis run deletes its keys afterwards (memcached and the cluster
+    are throwaway servers)."""
     if backend == "memory":
         yield {"CACHE_TYPE": "SimpleCache", "CACHE_KEY_PREFIX": key_prefix}
+        return
+    if backend == "cluster":
+        cluster = request.getfixturevalue("shared_cluster")
+        yield cluster.app_config(key_prefix)
         return
     if backend == "memcached":
         server = request.getfixturevalue("memcached_server")
@@ -124,7 +131,11 @@ async def stored_texts(client: CacheClient) -> list[str]:
         found = [unpack(value, generation) for value in values]
         return [current[0] for current in found if current is not None]
     keys = [key async for key in backend.client.scan_iter(match=client.settings.key_prefix + "*")]
-    return [value.decode() for value in await backend.client.mget(*keys) if value is not None]
+    if isinstance(backend, ClusterRedisBackend):
+        values = await backend.client.mget_nonatomic(keys)
+    else:
+        values = await backend.client.mget(*keys)
+    return [value.decode() for value in values if value is not None]
 
 
 async def wait_until(condition: Callable[[], object], timeout: float = 5.0) -> None:
@@ -142,6 +153,9 @@ def settings_from(cache_config: dict[str, Any], **changes: Any) -> CacheSettings
     }
     if "CACHE_REDIS_URL" in cache_config:
         fields["redis_url"] = cache_config["CACHE_REDIS_URL"]
+    if "CACHE_REDIS_CLUSTER" in cache_config:
+        fields["cluster_nodes"] = tuple(as_cluster_nodes("CACHE_REDIS_CLUSTER",
+                                                         cache_config["CACHE_REDIS_CLUSTER"]))
     if "CACHE_MEMCACHED_SERVERS" in cache_config:
         fields["memcached_server"] = memcached_address(cache_config["CACHE_MEMCACHED_SERVERS"])
     return CacheSettings(**{**fields, **changes})
@@ -195,6 +209,21 @@ class LoadCounts:
     statuses: dict[int, int] = field(default_factory=dict)
 
 
+@dataclass
+class FailoverCounts(LoadCounts):
+    """A failover run's counts and timings (seconds from the kill)."""
+
+    failover: float = 0.0
+    recovery: float = 0.0
+    #: Inserts acknowledged once the list was served from the new master's cache.
+    after_recovery: int = 0
+
+
+def listed_ids(page: Any) -> list[int]:
+    """The ids of a page of `/api/info`, in its order."""
+    return [item["id"] for item in page["items"]]
+
+
 async def read_your_writes_load(apps: tuple[Quart, Quart], counts: LoadCounts,
                                 stop: asyncio.Event, acknowledged: list[int],
                                 first_id: int) -> None:
@@ -222,7 +251,7 @@ async def read_your_writes_load(apps: tuple[Quart, Quart], counts: LoadCounts,
         counts.server_errors += page.status_code >= 500
         # The list is newest first, 20 a page: the row is on it unless 20 came after it.
         newer = sum(other > info_id for other in acknowledged)
-        listed = info_id in [item["id"] for item in (await page.get_json())["items"]]
+        listed = info_id in listed_ids(await page.get_json())
         if row.status_code != 200 or (not listed and newer < 20 - LOAD_CLIENTS):
             counts.stale += 1
 

@@ -10,6 +10,11 @@ every process.
 Next to each entry key are its generation keys (see `generations`), widest first: for a
 view, the whole view, then one path, then one path and query string; for a memoized
 function, the whole function, then one set of arguments.
+
+Every key of one view (or memoized function) carries its name as a Redis Cluster hash tag,
+`view:{name}:...`: on a cluster they all live in one slot, so an entry and its tokens are
+read in one round trip and a lease or a token never crosses slots, while different views
+spread over the masters. Other backends store the same keys (nothing reads the braces).
 """
 
 from __future__ import annotations
@@ -112,13 +117,24 @@ class EntryKeys:
         return f"{self.entry}:{digest(pairs)}"
 
 
+def view_base(name: str) -> str:
+    """What every key of the cached view `name` starts with (after the prefix): its hash tag."""
+    return f"view:{{{name}}}"
+
+
+def memo_base(name: str) -> str:
+    """What every key of the memoized function `name` starts with: its hash tag."""
+    return f"memo:{{{name}}}"
+
+
 def view_scopes(name: str, path: str | None = None, query: QueryPairs | None = None) -> list[str]:
     """Generation keys of a cached view: the view, then `path`, then `path` with `query`."""
-    scopes = [f"view:{name}:gen"]
+    base = view_base(name)
+    scopes = [f"{base}:gen"]
     if path is not None:
-        scopes.append(f"view:{name}:gen:{digest(path)}")
+        scopes.append(f"{base}:gen:{digest(path)}")
         if query is not None:
-            scopes.append(f"view:{name}:gen:{digest(path, query)}")
+            scopes.append(f"{base}:gen:{digest(path, query)}")
     return scopes
 
 
@@ -135,7 +151,7 @@ def view_keys(
     varying = [custom] if custom is not None else [path, query]
     scopes = view_scopes(name, path, query if custom is None else None)
     entry = digest(prefix, *varying, hash_method=hash_method)
-    return EntryKeys(f"view:{name}:{entry}", tuple(scopes))
+    return EntryKeys(f"{view_base(name)}:{entry}", tuple(scopes))
 
 
 def argument_text(name: str, value: Any) -> str:
@@ -194,15 +210,17 @@ def memo_scopes(
 ) -> list[str]:
     """Generation keys of a memoized function: all its entries, then one instance's (for a
     method: the `self` it was called on), then one call's."""
-    scopes = [f"memo:{name}:gen"]
+    base = memo_base(name)
+    scopes = [f"{base}:gen"]
     if instance is not None:
-        scopes.append(f"memo:{name}:gen:self:{digest(instance)}")
+        scopes.append(f"{base}:gen:self:{digest(instance)}")
     if arguments is not None:
-        scopes.append(f"memo:{name}:gen:{arguments}")
+        scopes.append(f"{base}:gen:{arguments}")
     return scopes
 
 
 def memo_keys(name: str, arguments: str, instance: str | None = None) -> EntryKeys:
     """Keys for one call of a memoized function (`arguments` from `arguments_digest`,
     `instance` the text of the `self` of a method)."""
-    return EntryKeys(f"memo:{name}:{arguments}", tuple(memo_scopes(name, arguments, instance)))
+    return EntryKeys(f"{memo_base(name)}:{arguments}",
+                     tuple(memo_scopes(name, arguments, instance)))

@@ -36,6 +36,8 @@ class CacheSettings:
     sentinel_password: str | None = None
     redis_password: str | None = None
     redis_db: int = 0
+    #: RedisClusterCache: CACHE_REDIS_CLUSTER's nodes, as (host, port).
+    cluster_nodes: tuple[tuple[str, int], ...] = ()
     #: CACHE_MEMCACHED_SERVERS' one server, as (host, port).
     memcached_server: tuple[str, int] = ("127.0.0.1", 11211)
 
@@ -64,6 +66,7 @@ class CacheSettings:
             redis_password=config["CACHE_REDIS_PASSWORD"],
             redis_db=config["CACHE_REDIS_DB"] or 0,
             memcached_server=memcached_address(config["CACHE_MEMCACHED_SERVERS"]),
+            cluster_nodes=tuple(config.get("CACHE_REDIS_CLUSTER") or ()),
         )
 
 
@@ -83,6 +86,14 @@ def make_backend(settings: CacheSettings) -> BaseCache:
         return SentinelRedisBackend(
             settings.sentinels, settings.sentinel_master, db=settings.redis_db,
             password=settings.redis_password, sentinel_password=settings.sentinel_password,
+            pool_size=settings.redis_pool_size, socket_timeout=settings.redis_timeout,
+            connection_options=dict(settings.redis_options),
+        )
+    if settings.cache_type == "RedisClusterCache":
+        from .cluster import ClusterRedisBackend
+
+        return ClusterRedisBackend(
+            settings.cluster_nodes, password=settings.redis_password,
             pool_size=settings.redis_pool_size, socket_timeout=settings.redis_timeout,
             connection_options=dict(settings.redis_options),
         )

@@ -55,6 +55,7 @@ from .keys import (
     sorted_query,
     source_digest,
     vary_pairs,
+    view_base,
     view_keys,
     view_scopes,
 )
@@ -261,7 +262,7 @@ async def _function_value(
         custom = str(await call_user(settings.make_cache_key, *args, **kwargs))
     entry = digest(prefix + settings.source_part(runtime), path, query, custom,
                    hash_method=settings.hash_of(runtime))
-    keys = EntryKeys(f"view:{settings.name}:value:{entry}",
+    keys = EntryKeys(f"{view_base(settings.name)}:value:{entry}",
                      tuple(view_scopes(settings.name, path, query)))
     value, hit = await call.result_and_hit(keys, settings.value_options())
     if hit and settings.response_hit_indication and in_request:

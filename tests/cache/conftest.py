@@ -10,18 +10,20 @@ from quart_app.cache import CacheClient
 from ..support import backend_config, settings_from
 
 
-@pytest.fixture(params=["memory", "redis", "memcached"])
+@pytest.fixture(params=["memory", "redis", "cluster", "memcached"])
 def cache_config(request: pytest.FixtureRequest, key_prefix: str) -> Iterator[dict[str, Any]]:
-    """The cache suites run on every backend: memory, Redis and a memcached of their own."""
+    """The cache suites run on every backend: memory, Redis, and a Redis Cluster and a
+    memcached of their own."""
     with backend_config(request, request.param, key_prefix) as config:
         yield config
 
 
-@pytest.fixture(params=["redis", "memcached"])
+@pytest.fixture(params=["redis", "cluster", "memcached"])
 def shared_cache_config(
     request: pytest.FixtureRequest, key_prefix: str
 ) -> Iterator[dict[str, Any]]:
-    """A cache several processes share (for leases and two-worker tests): Redis, memcached."""
+    """A cache several processes share (for leases and two-worker tests): Redis, a Redis
+    Cluster, memcached."""
     with backend_config(request, request.param, key_prefix) as config:
         yield config
 

@@ -15,12 +15,13 @@ from quart.testing.app import LifespanError
 from quart_app import create_app
 from quart_app.cache import Cache
 from quart_app.cache.backends import BoundedMemoryBackend, PrefixedRedisBackend
+from quart_app.cache.cluster import ClusterRedisBackend
 from quart_app.cache.memcached import GenerationMemcachedBackend
 from quart_app.config import cache_config
 from quart_app.errors import ConfigError
 
 BACKENDS = {"SimpleCache": BoundedMemoryBackend, "RedisCache": PrefixedRedisBackend,
-            "MemcachedCache": GenerationMemcachedBackend}
+            "RedisClusterCache": ClusterRedisBackend, "MemcachedCache": GenerationMemcachedBackend}
 
 
 class RecordingBackend(BoundedMemoryBackend):

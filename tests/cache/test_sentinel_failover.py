@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,13 @@ from quart import Quart
 
 from quart_app import create_app
 
-from ..support import LOAD_CLIENTS, LoadCounts, read_your_writes_load, until_cached_again
+from ..support import (
+    LOAD_CLIENTS,
+    FailoverCounts,
+    listed_ids,
+    read_your_writes_load,
+    until_cached_again,
+)
 from ..throwaway_sentinel import MASTER_NAME, ThrowawaySentinels, throwaway_sentinels
 
 __all__ = ["throwaway_sentinels"]  # a fixture
@@ -32,10 +37,6 @@ def worker(deployment: ThrowawaySentinels, tmp_path: Path, **extra: Any) -> Quar
         "CACHE_RETRY_INTERVAL": 0.5, "CACHE_LOCAL_ACK_TIMEOUT": 0.3,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", **extra,
     })
-
-
-def ids(page: Any) -> list[int]:
-    return [item["id"] for item in page["items"]]
 
 
 def snapshot(deployment: ThrowawaySentinels, port: int) -> dict[bytes, bytes]:
@@ -72,7 +73,7 @@ async def test_an_invalidation_the_new_master_never_received_is_not_served_stale
         client = app.test_client()
         assert (await client.post("/api/info", json={"id": 1, "name": "a", "money": "1"})
                 ).status_code == 201
-        assert ids(await (await client.get("/api/info")).get_json()) == [1]
+        assert listed_ids(await (await client.get("/api/info")).get_json()) == [1]
         old = throwaway_sentinels.primary_port
         before_insert = snapshot(throwaway_sentinels, old)
         assert (await client.post("/api/info", json={"id": 2, "name": "b", "money": "2"})
@@ -83,7 +84,7 @@ async def test_an_invalidation_the_new_master_never_received_is_not_served_stale
 
         page = await client.get("/api/info")
         assert page.status_code == 200
-        assert ids(await page.get_json()) == [2, 1]
+        assert listed_ids(await page.get_json()) == [2, 1]
         assert page.headers["Cache-Status"] == "quart_app; fwd=miss; stored"  # it read Redis
         assert (await client.get("/api/info/2")).status_code == 200
         # and the cache works on the new master
@@ -92,19 +93,11 @@ async def test_an_invalidation_the_new_master_never_received_is_not_served_stale
             "quart_app; hit")
 
 
-@dataclass
-class Counts(LoadCounts):
-    failover: float = 0.0
-    recovery: float = 0.0
-    #: Inserts acknowledged once the list was served from the new master's cache.
-    after_recovery: int = 0
-
-
 @pytest.mark.parametrize("local", [False, True], ids=["sentinel", "sentinel+local"])
 async def test_killing_the_primary_under_load_loses_nothing_and_serves_nothing_stale(
     throwaway_sentinels: ThrowawaySentinels, tmp_path: Path, local: bool
 ) -> None:
-    counts, acknowledged, stop = Counts(), [], asyncio.Event()
+    counts, acknowledged, stop = FailoverCounts(), [], asyncio.Event()
     apps = (worker(throwaway_sentinels, tmp_path, CACHE_LOCAL=local),
             worker(throwaway_sentinels, tmp_path, CACHE_LOCAL=local))
     async with apps[0].test_app(), apps[1].test_app():

@@ -113,6 +113,8 @@ async def redis_clients(shared_cache_config: dict[str, Any]) -> Any:
     can tell."""
     first = CacheClient(settings_from(shared_cache_config))
     second = CacheClient(settings_from(shared_cache_config))
+    for client in (first, second):  # a cluster client learns the slot map at its first call
+        await client.has("warm-up")
     yield first, second
     await first.close()
     await second.close()

@@ -15,6 +15,7 @@ import pytest
 from quart import Quart
 from quart.testing import QuartClient
 
+from quart_app.cache.cluster import ClusterRedisBackend
 from quart_app.cache.memcached import GenerationMemcachedBackend
 from quart_app.extensions import cache
 
@@ -172,6 +173,9 @@ async def two_workers(
     config = {**shared_cache_config, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
     first, second = create_view_app(config), create_view_app(config)
     async with first.test_app(), second.test_app():
+        for app in (first, second):  # a cluster client learns the slot map at its first call
+            if isinstance(cache.client_for(app).backend, ClusterRedisBackend):
+                await cache.client_for(app).has("warm-up")
         yield first, second
 
 

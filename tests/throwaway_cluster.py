@@ -1,0 +1,213 @@
+"""A private Redis Cluster the test owns: three masters and three replicas, each on a free
+port, so a test can kill a master, watch its replica take over and bring the node back.
+Never the shared server on 6379.
+
+Nodes decide a master is down after NODE_TIMEOUT_MS; the replica is promoted a moment later.
+Start-up is bounded (every node seeing `cluster_state:ok` and every replica in sync, or
+RuntimeError), and every process is killed at the end.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from .services import running_under_ci
+
+NODE_TIMEOUT_MS = 1000
+START_TIMEOUT = 30.0
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def cluster_port() -> int:
+    """A free port whose cluster bus port (10000 higher) is free too: a node needs both, so
+    its port is at most 55535, below the ephemeral range `free_port` draws from."""
+    while True:
+        port = random.randint(20000, 30000)
+        if _bindable(port) and _bindable(port + 10000):
+            return port
+
+
+def _wait_for(what: str, condition: Any, timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except (OSError, redis.RedisError):
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"throwaway cluster: {what} within {timeout:.0f} s")
+
+
+class ThrowawayCluster:
+    def __init__(self, directory: Path, nodes: int = 6) -> None:
+        self.directory = directory
+        self.ports = [cluster_port() for _ in range(nodes)]
+        self.processes: dict[int, subprocess.Popen[bytes]] = {}
+
+    @property
+    def startup_nodes(self) -> str:
+        """CACHE_REDIS_CLUSTER as Flask-Caching spells it: "host:port,host:port"."""
+        return ",".join(f"127.0.0.1:{port}" for port in self.ports)
+
+    @property
+    def bus_url(self) -> str:
+        return f"redis+cluster://{self.startup_nodes}/"
+
+    def app_config(self, key_prefix: str) -> dict[str, Any]:
+        """The cache settings of an app on this cluster."""
+        return {"CACHE_TYPE": "RedisClusterCache", "CACHE_REDIS_CLUSTER": self.startup_nodes,
+                "CACHE_KEY_PREFIX": key_prefix}
+
+    def launch(self, port: int) -> None:
+        data = self.directory / str(port)
+        data.mkdir(exist_ok=True)
+        self.processes[port] = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+             "--cluster-enabled", "yes", "--cluster-config-file", str(data / "nodes.conf"),
+             "--cluster-node-timeout", str(NODE_TIMEOUT_MS), "--save", "",
+             "--appendonly", "no", "--dir", str(data),
+             # A replica syncs at once, not after the 5 s a master waits for more of them.
+             "--repl-diskless-sync-delay", "0"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        node = self.client(port)
+        try:
+            _wait_for(f"node {port} answering", node.ping, 10)
+        finally:
+            node.close()
+
+    def client(self, port: int) -> redis.Redis:
+        return redis.Redis(port=port, socket_connect_timeout=0.5, socket_timeout=2)
+
+    def start(self) -> None:
+        for port in self.ports:
+            self.launch(port)
+        created = subprocess.run(
+            ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{port}" for port in self.ports),
+             "--cluster-replicas", "1", "--cluster-yes"],
+            capture_output=True, timeout=60, check=False,
+        )
+        if created.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed: {created.stdout[-2000:]!r}"
+                               f" {created.stderr[-2000:]!r}")
+        self.wait_until_healthy()
+
+    def wait_until_healthy(self, timeout: float = START_TIMEOUT) -> None:
+        """Until every running node says `cluster_state:ok`, sees three masters and every
+        replica's link to its master is up."""
+        _wait_for("every node in cluster_state:ok with its replicas in sync",
+                  self._healthy, timeout)
+
+    def _healthy(self) -> bool:
+        masters = set()
+        for port in self.processes:
+            node = self.client(port)
+            try:
+                if node.cluster("info")["cluster_state"] != "ok":
+                    return False
+                replication = node.info("replication")
+                if replication["role"] == "master":
+                    masters.add(port)
+                elif replication.get("master_link_status") != "up":
+                    return False
+            finally:
+                node.close()
+        return len(masters) == len(self.ports) // 2
+
+    def masters(self) -> list[int]:
+        """The ports of the running masters that serve slots."""
+        ports = []
+        for port in self.processes:
+            node = self.client(port)
+            try:
+                if node.info("replication")["role"] == "master":
+                    ports.append(port)
+            finally:
+                node.close()
+        return sorted(ports)
+
+    def master_of(self, key: str) -> int:
+        """The port of the master serving `key`'s slot now (as a running node sees it)."""
+        port = next(iter(self.processes))
+        node = self.client(port)
+        try:
+            slot = int(node.cluster("keyslot", key))
+            for start, end, master, *_ in node.cluster("slots"):
+                if int(start) <= slot <= int(end):
+                    return int(master[1])
+        finally:
+            node.close()
+        raise RuntimeError(f"no master serves slot {slot}")
+
+    def kill(self, port: int) -> None:
+        process = self.processes.pop(port, None)
+        if process is not None:
+            process.kill()
+            process.wait(10)
+
+    def wait_for_promotion(self, old_port: int, timeout: float = 20.0) -> None:
+        """Until a replica of the killed master `old_port` serves its slots and the cluster is
+        ok again on every running node."""
+        def promoted() -> bool:
+            return self._cluster_ok_without(old_port) and len(self.masters()) == 3
+        _wait_for("a replica promoted", promoted, timeout)
+
+    def _cluster_ok_without(self, old_port: int) -> bool:
+        for port in self.processes:
+            node = self.client(port)
+            try:
+                if node.cluster("info")["cluster_state"] != "ok":
+                    return False
+            finally:
+                node.close()
+        return old_port not in self.processes
+
+    def stop(self) -> None:
+        for port in list(self.processes):
+            self.kill(port)
+
+
+def _cluster(directory: Path) -> Iterator[ThrowawayCluster]:
+    missing = [tool for tool in ("redis-server", "redis-cli") if shutil.which(tool) is None]
+    if missing:
+        reason = f"{' and '.join(missing)} not installed"
+        if running_under_ci():
+            pytest.fail(f"{reason}, and CI=true makes a missing service a failure", pytrace=False)
+        pytest.skip(reason)
+    cluster = ThrowawayCluster(directory)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def throwaway_cluster(tmp_path: Path) -> Iterator[ThrowawayCluster]:
+    """A cluster of this test's own (for tests that kill a node)."""
+    yield from _cluster(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThrowawayCluster]:
+    """One cluster for the tests that never kill a node (each uses a prefix of its own)."""
+    yield from _cluster(tmp_path_factory.mktemp("cluster"))
