@@ -5,6 +5,8 @@ caller for the same key wait for that result. Across processes sharing Redis, th
 caller first takes a short lease (SET NX PX); a process that finds the lease taken polls the
 cache for the entry the holder will store, and runs the computation itself when the lease
 goes away without one (the holder failed, or its answer was not cacheable) or runs out.
+A caller that takes the lease looks once more first: the previous holder may have stored
+the entry and let the lease go between this caller's miss and its lease.
 
 Keys passed here carry the generation tokens of the entry (see `generations`): a caller never
 joins a computation that started before an invalidation it has seen.
@@ -95,10 +97,20 @@ async def run_leased(
         if found is not None:
             return found, False
     try:
+        if held and (found := await _look_once(key, look)) is not None:
+            return found, False  # the previous holder stored it between our miss and our lease
         return await compute(), True
     finally:
         if held:
             await _release(client, key, owner)
+
+
+async def _look_once(key: str, look: Callable[[], Awaitable[T | None]]) -> T | None:
+    try:
+        return await look()
+    except Exception as error:
+        logger.warning("cache lease %r: looking failed (%s); computing here", key, error)
+        return None
 
 
 async def _wait_for_holder(

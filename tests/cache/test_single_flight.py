@@ -185,6 +185,24 @@ async def test_a_process_that_finds_the_lease_taken_gets_the_holders_result(
     assert not await first.has("lease")  # released
 
 
+async def test_a_process_that_takes_a_freed_lease_uses_the_entry_its_holder_stored(
+    redis_clients: tuple[CacheClient, CacheClient],
+) -> None:
+    # The second process missed the entry just before the holder stored it and let the
+    # lease go: taking the lease then must not run the computation a second time.
+    first, second = redis_clients
+    policy = LeasePolicy(seconds=5, poll_interval=0.01)
+    holder = Holder(first, policy, stores=True)
+    await holder.start()
+    assert await holder.finish() == ("from the holder", True)
+
+    async def must_not_run() -> str:
+        raise AssertionError("the second process computed again")
+
+    assert await lease(second, policy, must_not_run) == ("from the holder", False)
+    assert not await second.has("lease")  # and it let the lease go
+
+
 async def test_waiters_compute_themselves_when_the_holder_stores_nothing(
     redis_clients: tuple[CacheClient, CacheClient],
 ) -> None:
