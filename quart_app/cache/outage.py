@@ -43,6 +43,11 @@ MAX_REMEMBERED_INVALIDATIONS = 10_000
 Evictor = Callable[[list[str] | None], Awaitable[None]]
 
 
+def error_text(error: BaseException) -> str:
+    """The error as a log line shows it: a timeout's message is empty, so its class names it."""
+    return str(error) or type(error).__name__
+
+
 class CacheUnavailable(Exception):
     """The cache backend cannot be reached (raised only when CACHE_IGNORE_ERRORS is false)."""
 
@@ -215,7 +220,8 @@ class Outage:
     def _outage_result(self, fallback: T, error: BaseException | None) -> T:
         if self._settings.ignore_errors:
             return fallback
-        raise CacheUnavailable(f"cache backend unreachable: {error or 'in retry pause'}")
+        raise CacheUnavailable("cache backend unreachable: "
+                               + (error_text(error) if error else "in retry pause"))
 
     def _note_outage(self, error: BaseException) -> None:
         now = time.monotonic()
@@ -223,7 +229,7 @@ class Outage:
             self.down_since = now
             logger.warning(
                 "cache backend unreachable (%s); treating reads as misses and dropping writes "
-                "until it answers again", error,
+                "until it answers again", error_text(error),
             )
         self._retry_at = now + self._settings.retry_interval
 

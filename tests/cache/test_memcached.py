@@ -7,6 +7,7 @@ the fault runs are here and in test_reliability.py.
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -257,6 +258,27 @@ async def test_a_cut_off_reply_is_never_read_by_the_next_command(
         # On a reused connection, this would read the late reply to the read of "first".
         assert await client.get("second") == "two"
         assert await client.get("first") == "one"
+    finally:
+        await client.close()
+
+
+async def test_a_stall_is_logged_by_what_happened(
+    throwaway_memcached: ThrowawayMemcached, key_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A timeout here has no message: the log line must still say what went wrong.
+    caplog.set_level(logging.WARNING, "quart_app.cache")
+    client = client_on(throwaway_memcached, key_prefix, redis_timeout=0.3)
+    try:
+        await client.set("k", "v")
+        throwaway_memcached.stall()
+        try:
+            assert await client.get("k") is None
+        finally:
+            throwaway_memcached.unstall()
+        [logged] = [record.getMessage() for record in caplog.records
+                    if "unreachable" in record.getMessage()]
+        assert "(TimeoutError)" in logged
     finally:
         await client.close()
 
