@@ -245,8 +245,8 @@ async def _send_guarded(
 
     A receiver that raised has its exception as its result, as in Django's send_robust.
     """
-    if signal.is_muted:
-        return []
+    if signal.is_muted or not signal.receivers:
+        return []  # Quart sends six signals per request, most of them to nobody
     wrap: ToAsync
     if sync_wrapper is not None:
         wrap = sync_wrapper
