@@ -1,6 +1,7 @@
 """bench/run.py's harness, one job per module.
 
-places (paths, services) <- data (MariaDB, Redis) <- peers, scenarios <- servers, sampling,
-wrk <- measure (one run of one peer) <- report <- main (the command line). scaling is scenario
-7's in-process measurement, which main appends to the report.
+Each imports only modules before it in this list (no cycles): places (paths, services),
+data (MariaDB, Redis), peers, scenarios, servers (processes), sampling (worker RSS), wrk,
+measure (one run of one peer), report, flask_venv, scaling (scenario 7 in process), main
+(the command line).
 """
