@@ -235,7 +235,10 @@ def _is_fan_out(function: Callable[..., Any]) -> bool:
 
 def _ordered_receivers(signal: NamedSignal, sender: Any) -> list[Callable[..., Any]]:
     """blinker's receivers for `sender`: quart_app's fan-outs first, then the others."""
-    return sorted(signal.receivers_for(sender), key=lambda function: not _is_fan_out(function))
+    receivers = list(signal.receivers_for(sender))
+    if len(receivers) > 1:  # one receiver (per request: visits, the render log) is in order
+        receivers.sort(key=lambda function: not _is_fan_out(function))
+    return receivers
 
 
 async def _send_guarded(
