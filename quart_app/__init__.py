@@ -62,6 +62,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     metrics_route.init_app(app)  # with METRICS = false, a 404 (not the catch-all's page)
     if app.config["TUTORIAL_ROUTES"]:
         app.register_blueprint(tutorial)
+    _drop_flasks_context_processors(app)
     # First: every later receiver of a change reads caches already made true.
     connect_invalidation(app)
     connect_receivers(app)
@@ -69,6 +70,21 @@ def create_app(config: Mapping[str, Any] | None = None) -> Quart:
     _add_signal_bus(app)
     serving.init_app(app)
     return app
+
+
+def _drop_flasks_context_processors(app: Quart) -> None:
+    """Blueprints' copies of Flask's default template context processor, which is sync.
+
+    Flask's Scaffold gives every Quart blueprint Flask's own `_default_template_ctx_processor`,
+    which reads Flask's context variables: under Quart they are never set, so it returns
+    nothing, yet being sync it sends every render of a blueprint's template through a thread
+    (Quart's `ensure_async`). Quart's own async processor, on the app, supplies `g`,
+    `request` and `session` to every template.
+    """
+    for name, functions in app.template_context_processors.items():
+        if name is not None:
+            functions[:] = [function for function in functions
+                            if getattr(function, "__module__", None) != "flask.templating"]
 
 
 def _add_fast_hits(app: Quart) -> None:

@@ -60,6 +60,9 @@ DEFAULTS: dict[str, Any] = {
     "accesslog": None,
     "access_log_format": ACCESS_LOG_FORMAT,  # hypercorn's, plus the request id
     "server": "hypercorn",
+    # uvloop: measured faster on both servers (README, "Serving"); "asyncio" turns it off.
+    # A checkout without uvloop (it is in requirements.txt) runs on asyncio's loop.
+    "worker_class": "uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
 }
 # hypercorn's "trio" class needs a Trio app (quart-trio); a Quart app runs on asyncio.
 WORKER_FUNCTIONS = {"asyncio": asyncio_worker, "uvloop": uvloop_worker}
@@ -173,6 +176,12 @@ def check_server(name: str, value: Any) -> str:
     return str(value)
 
 
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(name, value, " or ".join(repr(choice) for choice in choices))
+    return str(value)
+
+
 def check_text(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise ConfigError(name, value, "a string")
@@ -192,6 +201,10 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "errorlog": as_optional_text,
     "access_log_format": check_text,
     "server": check_server,
+    # granian only (ignored on hypercorn): quart_app.granian_server says what each does
+    "granian_task_impl": lambda name, value: check_choice(name, value, ("asyncio", "rust")),
+    "granian_runtime_threads": lambda name, value: as_int(name, value, minimum=1),
+    "granian_backpressure": lambda name, value: as_int(name, value, minimum=1),
     # hypercorn's own metrics, sent to a statsd server (hypercorn only)
     "statsd_host": as_optional_text,
     "statsd_prefix": check_text,
@@ -216,7 +229,7 @@ def serving_settings(args: argparse.Namespace) -> dict[str, Any]:
 def build_config(settings: dict[str, Any], application: str) -> Config:
     workers = settings["workers"]
     config = Config.from_mapping({key: value for key, value in settings.items()
-                                  if key != "server"})
+                                  if key != "server" and not key.startswith("granian_")})
     config.application_path = application
     # Spawned workers inherit the environment: each app learns how many siblings it has.
     os.environ["QUART_WORKERS"] = str(workers)

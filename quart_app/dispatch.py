@@ -249,7 +249,10 @@ def _is_fan_out(function: Callable[..., Any]) -> bool:
 
 def _ordered_receivers(signal: NamedSignal, sender: Any) -> list[Callable[..., Any]]:
     """blinker's receivers for `sender`: quart_app's fan-outs first, then the others."""
-    return sorted(signal.receivers_for(sender), key=lambda function: not _is_fan_out(function))
+    receivers = list(signal.receivers_for(sender))
+    if len(receivers) > 1:  # one receiver (per request: visits, the render log) is in order
+        receivers.sort(key=lambda function: not _is_fan_out(function))
+    return receivers
 
 
 async def _send_guarded(
@@ -259,8 +262,8 @@ async def _send_guarded(
 
     A receiver that raised has its exception as its result, as in Django's send_robust.
     """
-    if signal.is_muted:
-        return []
+    if signal.is_muted or not signal.receivers:
+        return []  # Quart sends six signals per request, most of them to nobody
     wrap: ToAsync
     if sync_wrapper is not None:
         wrap = sync_wrapper

@@ -13,7 +13,11 @@ What run.py's `[hypercorn]` settings become here:
   still busy after this many seconds is killed (granian's `workers_kill_timeout`);
 - `keep_alive_timeout`: not applied: granian has no idle timeout for HTTP/1 keep-alive
   connections (they stay open until the client closes them);
-- `worker_class`: `"uvloop"` runs the workers on uvloop, `"asyncio"` on asyncio's loop;
+- `worker_class`: `"uvloop"` (the default) runs the workers on uvloop, `"asyncio"` on
+  asyncio's loop;
+- `granian_task_impl` (`"asyncio"`, the default, or `"rust"`), `granian_runtime_threads`
+  (default 1) and `granian_backpressure` (default: granian's, the backlog divided among the
+  workers): granian's own options, ignored on hypercorn; README says what was measured;
 - `accesslog`: any value turns granian's access log on (it writes to its own logger);
 - `read_timeout`: the seconds granian waits for a request's headers.
 
@@ -50,7 +54,7 @@ def split_bind(bind: list[str]) -> tuple[str, int]:
 
 def server_options(settings: Mapping[str, Any]) -> dict[str, Any]:
     """granian `Server` keyword arguments for run.py's serving settings."""
-    from granian.constants import Interfaces, Loops
+    from granian.constants import Interfaces, Loops, TaskImpl
     from granian.http import HTTP1Settings
 
     host, port = split_bind(list(settings["bind"]))
@@ -73,6 +77,9 @@ def server_options(settings: Mapping[str, Any]) -> dict[str, Any]:
         "log_access": settings.get("accesslog") is not None,
         "workers_kill_timeout": max(1, round(float(settings.get("graceful_timeout", 10)))),
         "factory": True,
+        "task_impl": TaskImpl(settings.get("granian_task_impl", "asyncio")),
+        "runtime_threads": int(settings.get("granian_runtime_threads", 1)),
+        "backpressure": settings.get("granian_backpressure"),
     }
 
 

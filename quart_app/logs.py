@@ -16,8 +16,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from pythonjsonlogger.json import JsonFormatter
-
 from .request_id import current_trace
 
 TEXT_FORMAT = ("[%(asctime)s] [%(request_id)s] [%(process)d] [%(levelname)s] "
@@ -53,6 +51,8 @@ def install_record_factory() -> None:
 
 def make_formatter(log_format: str) -> logging.Formatter:
     if log_format == "json":
+        from pythonjsonlogger.json import JsonFormatter  # only a worker logging JSON needs it
+
         return JsonFormatter(list(JSON_FIELDS), rename_fields=JSON_RENAMED, timestamp="time")
     return logging.Formatter(TEXT_FORMAT, defaults={"request_id": NO_REQUEST})
 

@@ -111,14 +111,30 @@ def settings_with_hypercorn(tmp_path: Path, lines: str) -> dict[str, str]:
     return {"QUART_APP_SETTINGS": str(settings)}
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
-def test_every_worker_runs_on_the_configured_loop(tmp_path: Path, workers: str) -> None:
-    env = settings_with_hypercorn(tmp_path, 'worker_class = "uvloop"')
-    with ServerProcess("--app", SLOW_APP, "--workers", workers, env=env,
+UVLOOP = "uvloop.Loop"
+ASYNCIO = "asyncio.unix_events._UnixSelectorEventLoop"
+
+
+@pytest.mark.parametrize(("workers", "setting", "loop"), [
+    ("1", "", UVLOOP),  # the default
+    ("2", "", UVLOOP),
+    ("2", 'worker_class = "uvloop"', UVLOOP),
+    ("1", 'worker_class = "asyncio"', ASYNCIO),
+    ("2", 'worker_class = "asyncio"', ASYNCIO),
+    ("2", "env", ASYNCIO),  # QUART_HYPERCORN__WORKER_CLASS
+])
+def test_every_worker_runs_on_the_configured_loop(
+    tmp_path: Path, server_flags: tuple[str, ...], workers: str, setting: str, loop: str
+) -> None:
+    if setting == "env":
+        env = {"QUART_HYPERCORN__WORKER_CLASS": '"asyncio"'}
+    else:
+        env = settings_with_hypercorn(tmp_path, setting)
+    with ServerProcess(*server_flags, "--app", SLOW_APP, "--workers", workers, env=env,
                        log_dir=tmp_path) as server:
         answers = worker_answers(server, int(workers))
         assert len(answers) == int(workers)
-        assert {answer["loop"] for answer in answers.values()} == {"uvloop.Loop"}
+        assert {answer["loop"] for answer in answers.values()} == {loop}
         assert server.stop() == 0
 
 

@@ -60,3 +60,62 @@ def test_the_settings_file_can_choose_granian(tmp_path: Path) -> None:
         assert answer.headers["server"] == "granian"
         assert server.stop() == 0
     assert "served without run.py" not in server.output()  # run.py did start it
+
+
+def granian_options(*args: str) -> dict[str, object]:
+    from quart_app.cli import parse_args, serving_settings
+    from quart_app.granian_server import server_options
+
+    return server_options(serving_settings(parse_args([*GRANIAN, *args])))
+
+
+def test_granian_runs_on_uvloop_with_its_own_defaults_unless_told(settings_file: Path) -> None:
+    settings_file.write_text("[hypercorn]\n")
+    options = granian_options()
+    assert (options["loop"].value, options["task_impl"].value) == ("uvloop", "asyncio")
+    assert (options["runtime_threads"], options["backpressure"]) == (1, None)
+
+
+def test_granians_options_come_from_the_settings_file(settings_file: Path) -> None:
+    settings_file.write_text('[hypercorn]\nworker_class = "asyncio"\ngranian_task_impl = "rust"\n'
+                             "granian_runtime_threads = 2\ngranian_backpressure = 64\n")
+    options = granian_options()
+    assert (options["loop"].value, options["task_impl"].value) == ("asyncio", "rust")
+    assert (options["runtime_threads"], options["backpressure"]) == (2, 64)
+
+
+def test_granians_options_come_from_the_environment(
+    settings_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings_file.write_text('[hypercorn]\ngranian_runtime_threads = 2\n')
+    monkeypatch.setenv("QUART_HYPERCORN__WORKER_CLASS", '"asyncio"')
+    monkeypatch.setenv("QUART_HYPERCORN__GRANIAN_TASK_IMPL", '"rust"')
+    monkeypatch.setenv("QUART_HYPERCORN__GRANIAN_RUNTIME_THREADS", "3")
+    options = granian_options()
+    assert (options["loop"].value, options["task_impl"].value) == ("asyncio", "rust")
+    assert options["runtime_threads"] == 3  # the environment wins over the file
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), [
+    ("GRANIAN_TASK_IMPL", '"tokio"', "expected 'asyncio' or 'rust'"),
+    ("GRANIAN_RUNTIME_THREADS", "0", "expected a whole number >= 1"),
+    ("GRANIAN_BACKPRESSURE", '"lots"', "expected a whole number >= 1"),
+])
+def test_a_bad_granian_option_is_one_line_and_exit_2(name: str, value: str,
+                                                     expected: str) -> None:
+    result = subprocess.run([sys.executable, "run.py", *GRANIAN], cwd=REPO, capture_output=True,
+                            text=True, timeout=30, env={"PATH": "/usr/bin:/bin",
+                                                        f"QUART_HYPERCORN__{name}": value})
+    assert result.returncode == 2, result.stderr
+    assert error_lines(result) == [
+        f"quart_app: bad setting QUART_HYPERCORN__{name} = {value.strip(chr(34))!r}: {expected}"
+        if value.startswith('"') else
+        f"quart_app: bad setting QUART_HYPERCORN__{name} = {value}: {expected}"]
+
+
+def test_granians_options_leave_hypercorns_config_alone(settings_file: Path) -> None:
+    from quart_app.cli import build_config, parse_args, serving_settings
+
+    settings_file.write_text('[hypercorn]\ngranian_task_impl = "rust"\n')
+    config = build_config(serving_settings(parse_args([])), "quart_app:create_app()")
+    assert not hasattr(config, "granian_task_impl")

@@ -123,6 +123,7 @@ def test_hypercorn_settings_come_from_the_environment(tmp_path: Path) -> None:
         ("QUART_HYPERCORN__THREADS", "4",
          "bad setting QUART_HYPERCORN__THREADS = 4: expected one of access_log_format, "
          "accesslog, backlog, bind, dogstatsd_tags, errorlog, graceful_timeout, "
+         "granian_backpressure, granian_runtime_threads, granian_task_impl, "
          "h11_max_incomplete_size, keep_alive_timeout, read_timeout, server, statsd_host, "
          "statsd_prefix, worker_class, workers"),
         ("QUART_HYPERCORN", "2",

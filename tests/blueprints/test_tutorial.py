@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any
 
 import pytest
-from quart import Quart
+from quart import Quart, render_template_string, request
 from quart.testing import QuartClient
 
 from quart_app import create_app
@@ -97,3 +98,20 @@ async def test_unknown_method_is_a_json_405(client: QuartClient) -> None:
 
 async def test_app_fixture_is_serving(app: Quart) -> None:
     assert cache.client_for(app) is not None
+
+
+async def test_no_template_context_processor_sends_a_render_through_a_thread() -> None:
+    # Flask's sync processor, which every blueprint gets from Flask's Scaffold, would.
+    app = create_app()
+    processors = [f for functions in app.template_context_processors.values()
+                  for f in functions]
+    assert processors and all(inspect.iscoroutinefunction(f) for f in processors)
+
+
+async def test_a_blueprints_template_still_sees_request_session_and_g() -> None:
+    app = create_app()
+    async with app.test_request_context("/alice"):
+        assert request.blueprints == ["tutorial"]
+        html = await render_template_string(
+            "{{ request.path }} {{ session is defined }} {{ g is defined }}")
+    assert html == "/alice True True"

@@ -1,13 +1,11 @@
-"""Issue 7's scenario 7: how the memory backend scales, and 1 worker against 2.
+"""Issue 7's scenario 7, in process: how the memory backend scales with its key count.
 
-Loaded by bench/run.py (`load_extras`): `SCENARIOS` adds the one-worker runs of the cached
-read to the wrk table; `extra_report` measures the memory backend in process (no HTTP):
-get latency with 1k, 100k and 1M keys, and the bytes each entry costs.
+Get latency with 1k, 100k and 1M keys, and the bytes each entry costs (no HTTP; the wrk half,
+one worker against two, is scenarios.py's `get-mem-1w`). main appends it to every report.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
 import random
@@ -15,20 +13,6 @@ import statistics
 import sys
 import time
 import tracemalloc
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from quart_app.cache import CacheClient, CacheSettings  # noqa: E402
-from run import GET_PROBE, Scenario, Settings  # noqa: E402
-
-SCENARIOS = [
-    Scenario("get-mem-1w", "7. cached read `/get`, memory, 1 worker",
-             "GET /get, memory cache, one worker process", "read.lua", "/get",
-             Settings(cache="memory", workers=1), prime_get=True, probes=(GET_PROBE,)),
-]
 
 KEY_COUNTS = (1_000, 100_000, 1_000_000)
 VALUE = "8888"
@@ -36,6 +20,8 @@ LOOKUPS = 200_000
 
 
 async def _measure(count: int) -> dict[str, float]:
+    from quart_app.cache import CacheClient, CacheSettings  # only when measured
+
     client = CacheClient(CacheSettings(cache_type="SimpleCache", threshold=count))
     gc.collect()
     tracemalloc.start()
@@ -70,7 +56,8 @@ async def _measure(count: int) -> dict[str, float]:
             "dict_us": statistics.median(dict_timings)}
 
 
-def extra_report(args: argparse.Namespace) -> str:
+def scaling_report() -> str:
+    """Scenario 7's in-process half, as markdown for the end of the report."""
     results = [asyncio.run(_measure(count)) for count in KEY_COUNTS]
     lines = [
         "### 7. Memory backend scaling (in process, no HTTP)",
@@ -93,6 +80,3 @@ def extra_report(args: argparse.Namespace) -> str:
               f"lookup: {extra:.2f}; what grows is memory latency, which a dict pays too)."]
     return "\n".join(lines) + "\n"
 
-
-if __name__ == "__main__":
-    print(extra_report(argparse.Namespace()))
