@@ -30,7 +30,6 @@ from typing import Any, cast
 
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 
 from ..cache.backends import RETRY_ON_A_FRESH_CONNECTION
@@ -81,7 +80,7 @@ class _Pooled:
     async def push(self, key: str, value: str, expire: int) -> None:
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.rpush(key, value)
-            pipe.expire(key, expire)  # a publisher that gave up never pops it
+            pipe.expire(key, expire)
             await pipe.execute()
 
     async def pop(self, key: str, timeout: float) -> bool:
@@ -94,11 +93,12 @@ class _Pooled:
         await self.client.aclose()
 
 
-class ServerConnection(_Pooled):
-    def __init__(self, url: str, settings: dict[str, Any], *, timeout: float) -> None:
-        pool = redis.BlockingConnectionPool.from_url(url, **_publishing(settings, timeout))
-        super().__init__(redis.Redis(connection_pool=pool))
-        self._subscriber = redis.Redis.from_url(url, **_subscribing(settings))
+class _OneServer(_Pooled):
+    """Publishes and subscribes on one server (which the sentinels may replace)."""
+
+    def __init__(self, client: redis.Redis, subscriber: redis.Redis) -> None:
+        super().__init__(client)
+        self._subscriber = subscriber
 
     @contextlib.asynccontextmanager
     async def subscription(self, channel: str) -> AsyncIterator[Any]:
@@ -115,17 +115,22 @@ class ServerConnection(_Pooled):
         await self._subscriber.aclose()
 
 
-class SentinelConnection(ServerConnection):
+class ServerConnection(_OneServer):
+    def __init__(self, url: str, settings: dict[str, Any], *, timeout: float) -> None:
+        pool = redis.BlockingConnectionPool.from_url(url, **_publishing(settings, timeout))
+        super().__init__(redis.Redis(connection_pool=pool),
+                         redis.Redis.from_url(url, **_subscribing(settings)))
+
+
+class SentinelConnection(_OneServer):
     def __init__(self, url: str, settings: dict[str, Any], *, timeout: float,
                  password: str | None, sentinel_password: str | None) -> None:
         sentinels, self._master_name, database = parse_sentinel_url(url)
-        self._sentinel: Sentinel
         self._sentinel, client = master_client(
             sentinels, self._master_name, db=database, password=password,
             sentinel_password=sentinel_password, **_publishing(settings, timeout))
-        _Pooled.__init__(self, client)
-        self._subscriber = self._sentinel.master_for(
-            self._master_name, db=database, password=password, **_subscribing(settings))
+        super().__init__(client, self._sentinel.master_for(
+            self._master_name, db=database, password=password, **_subscribing(settings)))
 
     async def moved(self, channel: str, pubsub: Any) -> bool:
         """Whether the sentinels now name another master than the one `pubsub` is on (no

@@ -86,6 +86,9 @@ class _Moved(Exception):
 
 
 class Transport:
+    """One process's end of the bus: publishes, subscribes, and hands each message to the
+    protocol that registered its kind."""
+
     def __init__(self, connect: Connect, channel: str, *, timeout: float,
                  on_undelivered: Callable[[str], None]) -> None:
         self.channel = channel
@@ -95,6 +98,7 @@ class Transport:
         self.subscribed = False
         #: Messages received that no handler could take (malformed, or of no known kind).
         self.malformed = 0
+        #: What a send raises when Redis fails (the connection's errors, once started).
         self.errors: tuple[type[BaseException], ...] = (OSError,)
         self._connect = connect
         self._connection: Connection | None = None
