@@ -96,7 +96,7 @@ class SignalBus(Transport):
 
     async def _serve(self) -> AsyncGenerator[None, None]:
         guard_caches(self._app, self, self.evictions)
-        await self.start()
+        self.start()
         self.relay.start()
         yield
         await self.stop()

@@ -118,7 +118,7 @@ class Transport:
 
     @property
     def running(self) -> bool:
-        """Between `start` and `stop`: messages can be sent."""
+        """Between `start` and `close`: messages can be sent."""
         return self._connection is not None
 
     def on_reconnect(self, callback: Callable[[], Awaitable[None]]) -> None:
@@ -173,7 +173,7 @@ class Transport:
         assert self._connection is not None
         return await self._connection.pop(key, timeout)
 
-    async def start(self) -> None:
+    def start(self) -> None:
         settings: dict[str, Any] = dict(
             socket_connect_timeout=2, health_check_interval=5,
             # Longer than any reply's wait, so a BLPOP is never cut off as an outage.
