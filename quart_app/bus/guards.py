@@ -37,7 +37,8 @@ def guard_local_tier(transport: Transport, evictions: Evictions, tier: LocalTier
 def guard_caches(app: Quart, transport: Transport, evictions: Evictions) -> None:
     """Guard `app`'s open cache, before the bus subscribes."""
     client = app_cache.client_for(app)
-    if app.config["CACHE_TYPE"] == "SimpleCache":
+    # The cache's own settings, which a Cache made with a config of its own may change.
+    if client.settings.cache_type == "SimpleCache":
         guard_local_cache(transport, client)
     if client.local is not None:
         guard_local_tier(transport, evictions, client.local)
