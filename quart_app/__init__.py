@@ -104,7 +104,10 @@ def _add_fast_hits(app: Quart) -> None:
 
 def _add_signal_bus(app: Quart) -> None:
     if app.config["SIGNALS_BUS_URL"]:
-        set_relay(app, SignalBus(app))
+        bus = SignalBus(app, ack_timeout=app.config["CACHE_LOCAL_ACK_TIMEOUT"],
+                        password=app.config["CACHE_REDIS_PASSWORD"],
+                        sentinel_password=app.config["CACHE_REDIS_SENTINEL_PASSWORD"])
+        set_relay(app, bus.relay)
     elif app.config["WORKERS"] > 1 and app.config["CACHE_TYPE"] == "SimpleCache":
         logging.getLogger("quart_app").warning(
             "%d workers share no cache: with CACHE_TYPE = SimpleCache and no "

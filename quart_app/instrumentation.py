@@ -26,6 +26,7 @@ from prometheus_client import Counter, Histogram
 from quart import Quart, current_app
 
 from . import metrics
+from .bus import bus_of
 from .db import InfoRow, current_store
 from .dispatch import receiver
 from .extensions import cache
@@ -114,7 +115,7 @@ class Sampler:
             metrics.DB_POOL_WAITING.set(float(figures.get("waiting", 0)))
             self._count_up(metrics.DB_POOL_TIMEOUTS, ("pool", "timeouts"),
                            int(figures.get("timeouts", 0)))
-        bus = current_app.extensions.get("signal_bus")
+        bus = bus_of(current_app)
         if bus is not None:
             self._sample_bus(bus.stats())
 

@@ -88,7 +88,7 @@ def _decode_change(data: dict[str, Any]) -> dict[str, Any]:
             "previous": _decode_row({"row": data["previous"]})["row"]}
 
 
-#: Signals that, with SIGNALS_BUS_URL set, also reach every other process (quart_app.bus).
+#: Signals that, with SIGNALS_BUS_URL set, also reach every other process (quart_app.bus.relay).
 BROADCAST: dict[NamedSignal, Broadcast] = {
     info_inserted: Broadcast(_encode_row, _decode_row),
     info_updated: Broadcast(_encode_change, _decode_change),

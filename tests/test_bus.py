@@ -160,6 +160,18 @@ async def test_the_subscriber_reconnects_after_a_redis_restart(
         await wait_until(lambda: heard == [2])
 
 
+def test_bus_of_finds_the_apps_bus_whose_relay_dispatch_uses(
+    tmp_path: Path, channel: str
+) -> None:
+    app = make_app(tmp_path, "redis://127.0.0.1:6379/0", channel, "found")
+    bus = quart_app.bus.bus_of(app)
+    assert isinstance(bus, quart_app.bus.SignalBus)
+    assert app.extensions["signal_bus"] is bus
+    assert app.extensions["signal_dispatch"].relay is bus.relay
+    alone = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'alone.sqlite3'}"})
+    assert quart_app.bus.bus_of(alone) is None
+
+
 def test_many_workers_with_a_memory_cache_and_no_bus_warn(
     caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from quart import Blueprint, current_app
 
+from ..bus import bus_of
 from ..cache import CacheUnavailable
 from ..db import StoreUnavailable, current_store
 from ..extensions import cache
@@ -43,7 +44,7 @@ async def readyz() -> tuple[dict[str, Any], int, dict[str, str]]:
         "cache": await _cache_check(),
         "database": await _database_check(),
     }
-    bus = current_app.extensions.get("signal_bus")
+    bus = bus_of(current_app)
     if bus is not None:
         # Not subscribed yet (or any more): other processes' inserts would go unheard.
         checks["signal_bus"] = {**bus.stats(), "ok": bus.connected}

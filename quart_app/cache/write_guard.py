@@ -6,7 +6,7 @@ old entries until the deletion is made again (as soon as Redis answers). So the 
 not be answered as a plain success: its 2xx becomes a 503 with `Retry-After` that says the
 write *is* stored and reads may be stale until then. The client learns the truth either way.
 The same holds for a signal-bus message that could not be published: the other processes'
-memory caches and local tiers were not told (`bus`).
+memory caches and local tiers were not told (the bus calls `note_undelivered`).
 
 The record lives in a context variable holding a mutable list, set when a request starts:
 receivers run in copies of the request's context (tasks), and a copy shares the same list.
