@@ -9,24 +9,56 @@ Prometheus expects of counters. run.py's hypercorn workers are its own children,
 their gauges when each exits (`worker_exited`); granian's are granian's, so each scrape
 (and run.py, once granian has stopped) drops the gauges of every process that is gone
 (`drop_exited_processes`), a worker killed with SIGKILL included.
+
+Workers write their files while another worker reads them: a file a worker has only just
+created is empty for an instant (nothing counted yet, so it is left out), and a gauge file
+another worker's scrape drops can vanish between the listing and the reading (read again).
+A scrape that still cannot read every file raises `MetricsUnreadable` (answered 503): a sum
+missing a worker's counters would look to Prometheus like a counter reset.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import glob
 import os
 import re
 import shutil
+import struct
 import tempfile
+import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 ENV_VAR = "PROMETHEUS_MULTIPROC_DIR"
 # prometheus-client's files of gauges summed over live processes only: gauge_<mode>_<pid>.db
 _LIVE_GAUGE_FILE = re.compile(r"gauge_live[a-z]+_(\d+)\.db")
+#: Reads of every worker's files a scrape makes before it gives up (see the module's docstring).
+READ_ATTEMPTS = 3
+_READ_PAUSE = 0.01
+#: What reading a file that changes under the reader raises in prometheus-client.
+_UNSETTLED = (FileNotFoundError, struct.error, RuntimeError)
+
+
+class MetricsUnreadable(Exception):
+    """Some worker's metrics file could not be read, after `READ_ATTEMPTS` tries."""
+
+
+class _WrittenFiles(MultiProcessCollector):
+    """prometheus-client's collector, leaving out files with nothing written in them yet."""
+
+    def collect(self) -> Iterable[Metric]:
+        files = []
+        for path in glob.glob(os.path.join(self._path, "*.db")):
+            with contextlib.suppress(FileNotFoundError):
+                if os.path.getsize(path) >= 8:  # the header a worker writes when it opens one
+                    files.append(path)
+        return self.merge(files, accumulate=True)  # type: ignore[no-untyped-call,no-any-return]
 
 
 def prepare_directory() -> Path:
@@ -80,5 +112,12 @@ def exposition() -> bytes:
         return generate_latest(REGISTRY)
     drop_exited_processes()
     registry = CollectorRegistry()
-    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    return generate_latest(registry)
+    _WrittenFiles(registry)  # type: ignore[no-untyped-call]
+    for attempt in range(READ_ATTEMPTS):
+        try:
+            return generate_latest(registry)
+        except _UNSETTLED as error:
+            if attempt == READ_ATTEMPTS - 1:
+                raise MetricsUnreadable(str(error) or type(error).__name__) from error
+            time.sleep(_READ_PAUSE)
+    raise AssertionError("unreachable")

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.mmap_dict import MmapedDict
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 from quart import Quart
@@ -306,6 +306,37 @@ def test_the_gauges_of_exited_processes_are_dropped_at_a_scrape(
     exposition()
     assert not gone.exists()
     assert alive.exists()
+
+
+def worker_file(directory: Path, pid: int, count: float) -> None:
+    """A worker's counter file, as prometheus-client writes it, holding one count."""
+    counts = MmapedDict(str(directory / f"counter_{pid}.db"))
+    name = "quart_app_probe_total"
+    counts.write_value(mmap_key(name, name, [], [], "a probe"), count, 0.0)
+    counts.close()
+
+
+async def test_a_file_a_worker_has_only_just_created_is_left_out(
+    client: QuartClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # prometheus-client opens a worker's file, then sizes it: in between it is empty.
+    worker_file(tmp_path, 4001, 3)
+    (tmp_path / "counter_4002.db").touch()
+    monkeypatch.setenv(ENV_VAR, str(tmp_path))
+    assert value(await scrape(client), "quart_app_probe_total") == 3
+
+
+async def test_a_file_no_scrape_can_read_is_a_503_not_a_500(
+    client: QuartClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    worker_file(tmp_path, 4001, 3)
+    broken = tmp_path / "counter_4002.db"
+    broken.write_bytes((1 << 20).to_bytes(4, "little") + bytes(12))  # says more than it holds
+    monkeypatch.setenv(ENV_VAR, str(tmp_path))
+    response = await client.get("/metrics")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert (await response.get_json())["error"] == "metrics_unreadable"
 
 
 def requests_per_worker(metrics_dir: Path, route: str) -> list[float]:
