@@ -181,6 +181,20 @@ class ThrowawayCluster:
                 node.close()
         return old_port not in self.processes
 
+    def kill_all(self) -> list[int]:
+        """Kill every node (the whole cluster down); returns their ports for `relaunch`."""
+        ports = sorted(self.processes)
+        for port in ports:
+            self.kill(port)
+        return ports
+
+    def relaunch(self, ports: list[int]) -> None:
+        """Start killed nodes again on their own nodes.conf (they rejoin as they were; their
+        data is gone: nothing is saved) and wait until the cluster is healthy."""
+        for port in ports:
+            self.launch(port)
+        self.wait_until_healthy()
+
     def stop(self) -> None:
         for port in list(self.processes):
             self.kill(port)
