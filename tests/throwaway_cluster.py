@@ -14,7 +14,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +151,58 @@ class ThrowawayCluster:
         node = self.client(port)
         try:
             slot = int(node.cluster("keyslot", key))
+            for start, end, master, *_ in node.cluster("slots"):
+                if int(start) <= slot <= int(end):
+                    return int(master[1])
+        finally:
+            node.close()
+        raise RuntimeError(f"no master serves slot {slot}")
+
+    def slot_of(self, key: str) -> int:
+        node = self.client(next(iter(self.processes)))
+        try:
+            return int(node.cluster("keyslot", key))
+        finally:
+            node.close()
+
+    def move_slot(self, slot: int, target: int, *, batches: int = 20,
+                  between: Callable[[], None] = lambda: None) -> int:
+        """Reshard `slot` to the master `target` as `redis-cli --cluster reshard` does
+        (IMPORTING, MIGRATING, MIGRATE key by key, then SETSLOT NODE everywhere), in at least
+        `batches` steps with `between()` after each, so that commands arrive while the slot
+        is half moved (some keys on each master: ASK redirections and TRYAGAIN). Returns
+        how many keys it moved."""
+        source = self.master_of_slot(slot)
+        if source == target:
+            raise ValueError(f"slot {slot} is already on {target}")
+        nodes = {port: self.client(port) for port in self.masters()}
+        try:
+            ids = {port: node.execute_command("CLUSTER", "MYID").decode()
+                   for port, node in nodes.items()}
+            nodes[target].execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[source])
+            nodes[source].execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[target])
+            done = moved = 0
+            while True:
+                keys = nodes[source].execute_command("CLUSTER", "GETKEYSINSLOT", slot, 1)
+                if keys:
+                    nodes[source].execute_command("MIGRATE", "127.0.0.1", target, "", 0, 5000,
+                                                  "KEYS", *keys)
+                    moved += len(keys)
+                done += 1
+                between()
+                if not keys and done >= batches:
+                    break
+            for port in (target, source, *(port for port in nodes if port not in
+                                           (target, source))):
+                nodes[port].execute_command("CLUSTER", "SETSLOT", slot, "NODE", ids[target])
+            return moved
+        finally:
+            for node in nodes.values():
+                node.close()
+
+    def master_of_slot(self, slot: int) -> int:
+        node = self.client(next(iter(self.processes)))
+        try:
             for start, end, master, *_ in node.cluster("slots"):
                 if int(start) <= slot <= int(end):
                     return int(master[1])
