@@ -132,6 +132,12 @@ CACHE_TYPE_ALIASES: dict[str, str] = {
     "rediscluster": "RedisClusterCache",
     "flask_caching.backends.redisclustercache": "RedisClusterCache",
     "flask_caching.backends.rediscluster": "RedisClusterCache",
+    # The module Flask-Caching's Redis classes are defined in, as an import path names them.
+    "flask_caching.backends.rediscache.rediscache": "RedisCache",
+    "flask_caching.backends.rediscache.redissentinelcache": "RedisSentinelCache",
+    "flask_caching.backends.rediscache.redisclustercache": "RedisClusterCache",
+    "flask_caching.backends.simplecache.simplecache": "SimpleCache",
+    "flask_caching.backends.nullcache.nullcache": "NullCache",
     "nullcache": "NullCache",
     "null": "NullCache",
     "flask_caching.backends.nullcache": "NullCache",
@@ -394,6 +400,10 @@ def _scheme(url: str) -> str:
         return ""
 
 
+_BUILTIN_TYPES = ("SimpleCache, RedisCache, RedisSentinelCache, RedisClusterCache, "
+                  "MemcachedCache or NullCache")
+
+
 def as_cache_type(key: str, value: Any) -> str:
     """One of ours, or Flask-Caching's custom type: the import path of a backend factory."""
     name = CACHE_TYPE_ALIASES.get(str(value).lower()) if isinstance(value, str) else None
@@ -403,8 +413,7 @@ def as_cache_type(key: str, value: Any) -> str:
     if refused is not None:
         raise ConfigError(key, value, refused)
     if isinstance(value, str) and value.startswith("cachelib."):
-        raise ConfigError(key, value, "SimpleCache, RedisCache, MemcachedCache or NullCache: "
-                          "cachelib's "
+        raise ConfigError(key, value, f"{_BUILTIN_TYPES}: cachelib's "
                           "backends block the event loop (a custom backend is an aiocache one)")
     if isinstance(value, str) and "." in value and not value.startswith("flask_caching."):
         module, _, name = value.rpartition(".")
@@ -415,9 +424,8 @@ def as_cache_type(key: str, value: Any) -> str:
         if not callable(factory):
             raise ConfigError(key, value, "a callable factory(app, config, args, options)")
         return value
-    raise ConfigError(key, value, "SimpleCache, RedisCache, MemcachedCache or NullCache, or "
-                      "the import path "
-                      "of a factory(app, config, args, options) returning a backend")
+    raise ConfigError(key, value, f"{_BUILTIN_TYPES}, or the import path of a "
+                      "factory(app, config, args, options) returning a backend")
 
 
 def as_prefix(key: str, value: Any) -> str:

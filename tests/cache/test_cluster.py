@@ -31,11 +31,16 @@ from ..throwaway_cluster import ThrowawayCluster
 
 @pytest.mark.parametrize("spelling", [
     "RedisClusterCache", "rediscluster", "flask_caching.backends.RedisClusterCache",
-    "flask_caching.backends.rediscluster",
+    "flask_caching.backends.rediscluster", "flask_caching.backends.rediscache.RedisClusterCache",
 ])
 def test_flask_caching_spellings_mean_the_cluster_cache(spelling: str) -> None:
     config = cache_config({"CACHE_TYPE": spelling, "CACHE_REDIS_CLUSTER": "n1:7000"})
     assert config["CACHE_TYPE"] == "RedisClusterCache"
+
+
+def test_an_unknown_cache_type_is_told_every_backend_including_the_cluster() -> None:
+    with pytest.raises(ConfigError, match="RedisSentinelCache, RedisClusterCache, "):
+        cache_config({"CACHE_TYPE": "RedisClusterCach"})
 
 
 @pytest.mark.parametrize(("given", "nodes"), [
