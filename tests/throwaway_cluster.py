@@ -172,33 +172,53 @@ class ThrowawayCluster:
         `batches` steps with `between()` after each, so that commands arrive while the slot
         is half moved (some keys on each master: ASK redirections and TRYAGAIN). Returns
         how many keys it moved."""
+        source = self.start_moving(slot, target)
+        done = moved = 0
+        while True:
+            moved += self.migrate(slot, source, target, 1)
+            done += 1
+            between()
+            if done >= batches and not self.keys_in_slot(source, slot):
+                break
+        self.finish_moving(slot, target)
+        return moved
+
+    def start_moving(self, slot: int, target: int) -> int:
+        """Mark `slot` as moving from its master to `target`; returns the source's port."""
         source = self.master_of_slot(slot)
         if source == target:
             raise ValueError(f"slot {slot} is already on {target}")
-        nodes = {port: self.client(port) for port in self.masters()}
+        self._command(target, "CLUSTER", "SETSLOT", slot, "IMPORTING", self.node_id(source))
+        self._command(source, "CLUSTER", "SETSLOT", slot, "MIGRATING", self.node_id(target))
+        return source
+
+    def keys_in_slot(self, port: int, slot: int, count: int = 100) -> list[bytes]:
+        return list(self._command(port, "CLUSTER", "GETKEYSINSLOT", slot, count))
+
+    def migrate(self, slot: int, source: int, target: int, count: int,
+                keys: list[bytes] | None = None) -> int:
+        """MIGRATE `keys` (else up to `count` keys of the slot) from source to target."""
+        keys = self.keys_in_slot(source, slot, count) if keys is None else keys
+        if keys:
+            self._command(source, "MIGRATE", "127.0.0.1", target, "", 0, 5000, "KEYS", *keys)
+        return len(keys)
+
+    def finish_moving(self, slot: int, target: int) -> None:
+        """SETSLOT NODE on the target, the source, then every other master."""
+        source = self.master_of_slot(slot)
+        others = [port for port in self.masters() if port not in (target, source)]
+        for port in (target, source, *others):
+            self._command(port, "CLUSTER", "SETSLOT", slot, "NODE", self.node_id(target))
+
+    def node_id(self, port: int) -> str:
+        return str(self._command(port, "CLUSTER", "MYID").decode())
+
+    def _command(self, port: int, *args: Any) -> Any:
+        node = self.client(port)
         try:
-            ids = {port: node.execute_command("CLUSTER", "MYID").decode()
-                   for port, node in nodes.items()}
-            nodes[target].execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[source])
-            nodes[source].execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[target])
-            done = moved = 0
-            while True:
-                keys = nodes[source].execute_command("CLUSTER", "GETKEYSINSLOT", slot, 1)
-                if keys:
-                    nodes[source].execute_command("MIGRATE", "127.0.0.1", target, "", 0, 5000,
-                                                  "KEYS", *keys)
-                    moved += len(keys)
-                done += 1
-                between()
-                if not keys and done >= batches:
-                    break
-            for port in (target, source, *(port for port in nodes if port not in
-                                           (target, source))):
-                nodes[port].execute_command("CLUSTER", "SETSLOT", slot, "NODE", ids[target])
-            return moved
+            return node.execute_command(*args)
         finally:
-            for node in nodes.values():
-                node.close()
+            node.close()
 
     def master_of_slot(self, slot: int) -> int:
         node = self.client(next(iter(self.processes)))

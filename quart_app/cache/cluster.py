@@ -10,10 +10,17 @@ and re-learns the slot map after a MOVED reply or a lost connection. What is add
 - connections are bounded as on one server: at most CACHE_REDIS_POOL_SIZE commands at once,
   a caller waiting up to CACHE_REDIS_TIMEOUT for its turn (redis-py's cluster pool raises
   "Too many connections" instead, which would read as an outage);
-- it says when a slot's master changed (`on_master_change`), before any command reaches the
-  new one. Replication is asynchronous, so a deletion the old master acknowledged may never
-  have reached the replica promoted in its place: the cache client then forgets whatever may
-  be stale before it reads again (`CacheClient`), as with Sentinel.
+- it says when a slot's master was replaced by a node that served no slots before (a
+  promoted replica: `on_master_change`), before any command reaches the new one. Replication
+  is asynchronous, so a deletion the old master acknowledged may never have reached the
+  replica promoted in its place: the cache client then forgets whatever may be stale before
+  it reads again (`CacheClient`), as with Sentinel. A slot moved to another master (a
+  reshard) loses nothing, since MIGRATE moves each key synchronously, so it is not reported:
+  reporting it cleared the whole cache once for every slot moved;
+- an MGET of keys of a slot that is half moved gets TRYAGAIN from Redis until the move ends
+  (some of its keys are on each master): it is read again key by key (each key is then
+  answered, or redirected by ASK), rather than taken for an outage that would make every
+  read a miss for CACHE_RETRY_INTERVAL. (GET and PTTL in a pipeline name one key each.)
 """
 
 from __future__ import annotations
@@ -69,10 +76,18 @@ _PRIMITIVES = ("_get", "_multi_get", "_set", "_multi_set", "_add", "_exists", "_
                "multi_get_with_ttl", "ping")
 
 
+def _half_moved(error: BaseException) -> bool:
+    """Whether a command of several keys failed because their slot is half moved: Redis
+    answered TRYAGAIN until redis-py gave up ("TTL exhausted"), not a cluster that is down."""
+    return isinstance(error, TryAgainError) or (
+        type(error) is ClusterError and "TTL exhausted" in str(error))
+
+
 class SlotMapWatch(AsyncEventListenerInterface):
-    """Tells its listeners when a slot's master is another node than before: registered with
-    redis-py's event dispatcher, which calls it each time the slot map was learnt again
-    (after a MOVED reply or a reconnection), before the command that learnt it is sent on."""
+    """Tells its listeners when a slot's master is a node that was no master before (a
+    failover): registered with redis-py's event dispatcher, which calls it each time the slot
+    map was learnt again (after a MOVED reply or a reconnection), before the command that
+    learnt it is sent on."""
 
     def __init__(self) -> None:
         self.client: RedisCluster | None = None
@@ -87,12 +102,20 @@ class SlotMapWatch(AsyncEventListenerInterface):
             return
         slots = self.client.nodes_manager.slots_cache
         masters = {slot: nodes[0].name for slot, nodes in slots.items() if nodes}
-        moved = [slot for slot, name in masters.items()
-                 if self._masters.get(slot, name) != name]
+        serving = set(self._masters.values())
+        changed = [slot for slot, name in masters.items()
+                   if self._masters.get(slot, name) != name]
+        # A master that served other slots before got this one by a reshard; any other node
+        # (a replica, or one this client never saw) may have missed writes: a failover.
+        failed_over = [slot for slot in changed if masters[slot] not in serving]
         self._masters = masters
-        if moved:
+        if len(changed) > len(failed_over):
+            logger.info("redis cluster: %d slots moved to another master (a reshard)",
+                        len(changed) - len(failed_over))
+        if failed_over:
             logger.warning("redis cluster: %d slots have another master now (first: slot %d "
-                           "on %s)", len(moved), moved[0], masters[moved[0]])
+                           "on %s)", len(failed_over), failed_over[0],
+                           masters[failed_over[0]])
             for listener in self._listeners:
                 listener()
 
@@ -178,7 +201,13 @@ class ClusterRedisBackend(PrefixedRedisBackend):
     async def _multi_get(
         self, keys: list[str], encoding: str = "utf-8", _conn: Any = None
     ) -> list[str | None]:
-        values = await self.cluster.mget_nonatomic(keys)
+        try:
+            values = await self.cluster.mget_nonatomic(keys)
+        except (ClusterError, TryAgainError) as error:
+            if not _half_moved(error):
+                raise
+            # One at a time: a caller's turn is one connection (the pool bound).
+            values = [await self.cluster.get(key) for key in keys]
         return [None if value is None else value.decode(encoding) for value in values]
 
     async def _multi_set(

@@ -10,13 +10,17 @@ counts:
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from quart import Quart
 
 from quart_app import create_app
+from quart_app.cache import CacheClient, CacheSettings
+from quart_app.config import as_cluster_nodes
 
 from ..support import LOAD_CLIENTS, LoadCounts, read_your_writes_load, until_cached_again
 from ..throwaway_cluster import ThrowawayCluster
@@ -69,3 +73,56 @@ async def test_moving_a_views_slot_under_load_serves_nothing_stale(
     assert counts.lost == 0
     assert counts.stale == 0
     assert counts.server_errors == 0
+
+
+def settings(cluster: ThrowawayCluster, **changes: Any) -> CacheSettings:
+    return CacheSettings(cache_type="RedisClusterCache", key_prefix=PREFIX,
+                         cluster_nodes=tuple(as_cluster_nodes("nodes", cluster.startup_nodes)
+                                             or ()), **changes)
+
+
+async def test_keys_of_a_half_moved_slot_are_read_together_without_an_outage(
+    throwaway_cluster: ThrowawayCluster,
+) -> None:
+    """One key of the slot already on the new master, one still on the old: Redis answers an
+    MGET of both with TRYAGAIN for as long as the move lasts. That is no outage: both are read
+    (before, the client took it for one, and every read missed for CACHE_RETRY_INTERVAL)."""
+    client = CacheClient(settings(throwaway_cluster))
+    try:
+        assert await client.set_many({"{tag}moved": 1, "{tag}staying": 2, "{tag}gone": 3})
+        assert await client.delete("{tag}gone")
+        slot = throwaway_cluster.slot_of("{tag}")
+        home = throwaway_cluster.master_of_slot(slot)
+        away = next(port for port in throwaway_cluster.masters() if port != home)
+        throwaway_cluster.start_moving(slot, away)
+        throwaway_cluster.migrate(slot, home, away, 0, keys=[f"{PREFIX}{{tag}}moved".encode()])
+        assert await client.get_many("{tag}moved", "{tag}staying", "{tag}gone") == [1, 2, None]
+        assert not client.is_down
+        throwaway_cluster.migrate(slot, home, away, 100)
+        throwaway_cluster.finish_moving(slot, away)
+        assert await client.get_many("{tag}moved", "{tag}staying") == [1, 2]
+    finally:
+        await client.close()
+
+
+async def test_a_reshard_is_no_failover_and_forgets_nothing(
+    throwaway_cluster: ThrowawayCluster, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """MIGRATE moves each key synchronously: a slot moved to another master lost nothing,
+    so nothing is cleared (before, each slot moved cleared the whole cache, as a failover)."""
+    client = CacheClient(settings(throwaway_cluster))
+    try:
+        assert await client.set_many({"{tag}a": 1, "{other}b": 2})
+        assert await client.inc("{tag}count") == 1  # the client's slot map is learnt
+        slot = throwaway_cluster.slot_of("{tag}")
+        away = next(port for port in throwaway_cluster.masters()
+                    if port != throwaway_cluster.master_of_slot(slot))
+        with caplog.at_level(logging.INFO, "quart_app.cache"):
+            await asyncio.to_thread(throwaway_cluster.move_slot, slot, away, batches=1)
+            assert await client.get_many("{tag}a", "{other}b") == [1, 2]  # MOVED, then read
+            assert await client.get("{tag}a") == 1
+        assert client.outage is not None and not client.outage.invalidations_lost
+        assert any("a reshard" in record.getMessage() for record in caplog.records)
+        assert not [record for record in caplog.records if "cleared" in record.getMessage()]
+    finally:
+        await client.close()
