@@ -28,9 +28,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, cast
 
+import redis as sync_redis
 import redis.asyncio as redis
 from aiocache.serializers import NullSerializer
 from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -49,6 +51,7 @@ from redis.exceptions import (
     TryAgainError,
 )
 
+from ..errors import ConfigError
 from .backends import (
     NO_CALL_TIMEOUT,
     REDIS_OUTAGE_ERRORS,
@@ -81,6 +84,39 @@ def _half_moved(error: BaseException) -> bool:
     answered TRYAGAIN until redis-py gave up ("TTL exhausted"), not a cluster that is down."""
     return isinstance(error, TryAgainError) or (
         type(error) is ClusterError and "TTL exhausted" in str(error))
+
+
+def refuse_servers_without_cluster_mode(
+    nodes: Sequence[Address], *, password: str | None, timeout: float
+) -> None:
+    """ConfigError if CACHE_REDIS_CLUSTER names a Redis without cluster mode: a mistake in the
+    settings, which the client would otherwise report as an outage forever ("Redis Cluster
+    cannot be connected"). Checked once at start-up, within `timeout` in all: nodes that do
+    not answer are passed over (one may be down), and the first that answers decides."""
+    deadline = time.monotonic() + timeout
+    for host, port in nodes:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        node = sync_redis.Redis(host=host, port=port, password=password,
+                                socket_connect_timeout=left, socket_timeout=left)
+        try:
+            enabled = node.info("cluster").get("cluster_enabled")
+        except (sync_redis.RedisError, OSError):
+            continue  # down, or it cannot tell us (a password): the outage log will say
+        finally:
+            node.close()
+        if str(enabled) != "1":
+            raise ConfigError("CACHE_REDIS_CLUSTER", ",".join(map(_address, nodes)),
+                              f"nodes of a Redis Cluster: {_address((host, port))} is a Redis "
+                              "without cluster mode (cluster_enabled:0); for one server use "
+                              "CACHE_TYPE = 'RedisCache' and CACHE_REDIS_URL")
+        return
+
+
+def _address(node: Address) -> str:
+    host, port = node
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class SlotMapWatch(AsyncEventListenerInterface):
