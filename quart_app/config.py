@@ -775,6 +775,14 @@ def _check_cluster_settings(config: Mapping[str, Any]) -> None:
     if config["CACHE_REDIS_DB"]:
         raise ConfigError("CACHE_REDIS_DB", config["CACHE_REDIS_DB"], "0 or unset: a Redis "
                           "Cluster has only database 0")
+    replica_reads = sorted(set(config["CACHE_OPTIONS"] or ()) & {"read_from_replicas",
+                                                                   "load_balancing_strategy"})
+    if replica_reads:
+        raise ConfigError(f"CACHE_OPTIONS.{replica_reads[0]}",
+                          config["CACHE_OPTIONS"][replica_reads[0]],
+                          "unset for RedisClusterCache: replication is asynchronous, so a read "
+                          "from a replica can find an entry an acknowledged insert just "
+                          "invalidated on the master (reads go to masters)")
     prefix = config["CACHE_KEY_PREFIX"]
     if "{" in prefix and "}" in prefix.partition("{")[2]:
         raise ConfigError("CACHE_KEY_PREFIX", prefix, "a prefix without a {hash tag} for "

@@ -73,6 +73,12 @@ def test_cluster_nodes_are_read_as_flask_caching_and_lists_give_them(
      "without a path"),
     ({"CACHE_REDIS_CLUSTER": "n1:7000", "CACHE_KEY_PREFIX": "shop:{eu}:"},
      "a prefix without a {hash tag}"),
+    ({"CACHE_REDIS_CLUSTER": "n1:7000", "CACHE_OPTIONS": {"read_from_replicas": True}},
+     "CACHE_OPTIONS.read_from_replicas = True: expected unset for RedisClusterCache: "
+     "replication is asynchronous"),
+    ({"CACHE_REDIS_CLUSTER": "n1:7000",
+      "CACHE_OPTIONS": {"load_balancing_strategy": "round_robin"}},
+     "CACHE_OPTIONS.load_balancing_strategy"),
 ])
 def test_bad_cluster_settings_are_refused_with_the_reason(
     settings: dict[str, Any], message: str, tmp_path: Path
