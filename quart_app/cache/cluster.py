@@ -21,6 +21,8 @@ and re-learns the slot map after a MOVED reply or a lost connection. What is add
   (some of its keys are on each master): it is read again key by key (each key is then
   answered, or redirected by ASK), rather than taken for an outage that would make every
   read a miss for CACHE_RETRY_INTERVAL. (GET and PTTL in a pipeline name one key each.)
+  A key already moved is reached by an ASK redirection, which redis-py 8.1 gets wrong when
+  several connections are open (`AskingOnOneConnection`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import asyncio
 import functools
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, cast
 
@@ -42,6 +45,7 @@ from redis.event import (
     AsyncAfterSlotsCacheRefreshEvent,
     AsyncEventListenerInterface,
     EventDispatcher,
+    EventListenerInterface,
 )
 from redis.exceptions import (
     ClusterDownError,
@@ -156,6 +160,38 @@ class SlotMapWatch(AsyncEventListenerInterface):
                 listener()
 
 
+class _LastFreedFirst(deque[Any]):
+    """A node's free connections, the last one freed handed out first (redis-py frees to the
+    back and takes from the front): see `AskingOnOneConnection`."""
+
+    def append(self, connection: Any) -> None:
+        self.appendleft(connection)
+
+
+class AskingOnOneConnection(AsyncEventListenerInterface):
+    """Makes ASK redirections work while several connections to a node are free.
+
+    A key already moved to the slot's new master is answered there only on a connection that
+    sent ASKING first. redis-py 8.1 sends ASKING and then the command as two commands, each on
+    the node's first free connection, and puts a freed connection at the back: with two or
+    more free, the command goes on another connection, is answered MOVED back to the old
+    master, which answers ASK again, until redis-py gives up ("TTL exhausted"), so every key
+    moved before the end of a reshard was unreadable and undeletable. Taking the last freed
+    connection first puts the command on ASKING's connection: nothing runs in between (no
+    await suspends from one to the other). Applied to every node each time the slot map is
+    learnt (new nodes may have appeared)."""
+
+    def __init__(self) -> None:
+        self.client: RedisCluster | None = None
+
+    async def listen(self, event: object) -> None:
+        if self.client is None:
+            return
+        for node in self.client.nodes_manager.nodes_cache.values():
+            if not isinstance(node._free, _LastFreedFirst):
+                node._free = _LastFreedFirst(node._free)
+
+
 def cluster_client(
     nodes: Sequence[Address], *, password: str | None, watch: SlotMapWatch | None = None,
     **options: Any,
@@ -163,11 +199,15 @@ def cluster_client(
     """A client of the cluster that `nodes` (any of its nodes) belong to; `options` are
     redis-py connection settings."""
     dispatcher = EventDispatcher()
+    asking = AskingOnOneConnection()
+    listeners: list[EventListenerInterface | AsyncEventListenerInterface] = [asking]
     if watch is not None:
-        dispatcher.register_listeners({AsyncAfterSlotsCacheRefreshEvent: [watch]})
+        listeners.append(watch)
+    dispatcher.register_listeners({AsyncAfterSlotsCacheRefreshEvent: listeners})
     client = RedisCluster(
         startup_nodes=[ClusterNode(host, port) for host, port in nodes], password=password,
         retry=CLUSTER_RETRY, event_dispatcher=dispatcher, **options)
+    asking.client = client
     if watch is not None:
         watch.client = client
     return client

@@ -126,3 +126,30 @@ async def test_a_reshard_is_no_failover_and_forgets_nothing(
         assert not [record for record in caplog.records if "cleared" in record.getMessage()]
     finally:
         await client.close()
+
+
+async def test_a_key_already_moved_is_read_through_ask_with_many_connections_open(
+    throwaway_cluster: ThrowawayCluster,
+) -> None:
+    """An ASK redirection needs ASKING and the command on one connection; redis-py sends them
+    as two commands, each on the node's first free connection, and frees connections to the
+    back of the queue: with two or more free, the command went on another connection, was
+    answered MOVED (back to the old master, which answers ASK again) until redis-py gave up,
+    and the cache took it for an outage (an insert's invalidation: a 503)."""
+    client = CacheClient(settings(throwaway_cluster, redis_pool_size=8))
+    try:
+        assert await client.set("{tag}moved", 1)
+        slot = throwaway_cluster.slot_of("{tag}")
+        home = throwaway_cluster.master_of_slot(slot)
+        away = next(port for port in throwaway_cluster.masters() if port != home)
+        on_away = [f"k{number}" for number in range(200)
+                   if throwaway_cluster.master_of(PREFIX + f"k{number}") == away][:8]
+        await asyncio.gather(*(client.get(key) for key in on_away))  # connections to `away`
+        throwaway_cluster.start_moving(slot, away)
+        throwaway_cluster.migrate(slot, home, away, 0, keys=[f"{PREFIX}{{tag}}moved".encode()])
+        assert await client.get("{tag}moved") == 1
+        assert await client.delete("{tag}moved")
+        assert not client.is_down
+        throwaway_cluster.finish_moving(slot, away)
+    finally:
+        await client.close()
