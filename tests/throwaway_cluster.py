@@ -158,6 +158,22 @@ class ThrowawayCluster:
             node.close()
         raise RuntimeError(f"no master serves slot {slot}")
 
+    def add_empty_master(self) -> int:
+        """Start one more node and join it to the cluster as a master serving no slots (as
+        `redis-cli --cluster add-node` does before a reshard gives it some); returns its port."""
+        port = cluster_port()
+        self.launch(port)
+        known = next(iter(self.ports))
+        self._command(port, "CLUSTER", "MEET", "127.0.0.1", known)
+        self.ports.append(port)
+
+        def everyone_knows_it() -> bool:
+            return self._command(port, "CLUSTER", "INFO").find(b"cluster_state:ok") >= 0 and all(
+                f":{port}@".encode() in self._command(other, "CLUSTER", "NODES")
+                for other in self.processes)
+        _wait_for(f"node {port} known to every node, and the slots to it", everyone_knows_it, 10)
+        return port
+
     def slot_of(self, key: str) -> int:
         node = self.client(next(iter(self.processes)))
         try:

@@ -22,7 +22,8 @@ and re-learns the slot map after a MOVED reply or a lost connection. What is add
   answered, or redirected by ASK), rather than taken for an outage that would make every
   read a miss for CACHE_RETRY_INTERVAL. (GET and PTTL in a pipeline name one key each.)
   A key already moved is reached by an ASK redirection, which redis-py 8.1 gets wrong when
-  several connections are open (`AskingOnOneConnection`).
+  several connections are open (`AskingOnOneConnection`) or when it leads to a master that
+  serves no slots yet (`_Cluster`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from aiocache.serializers import NullSerializer
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.cluster import PRIMARY
 from redis.event import (
     AsyncAfterSlotsCacheRefreshEvent,
     AsyncEventListenerInterface,
@@ -192,6 +194,30 @@ class AskingOnOneConnection(AsyncEventListenerInterface):
                 node._free = _LastFreedFirst(node._free)
 
 
+class _Cluster(RedisCluster):
+    """redis-py's cluster client, able to follow an ASK redirection to a master that serves no
+    slots yet (one just added, receiving its first slots: scaling out). redis-py knows the
+    nodes CLUSTER SLOTS names, which leaves such a master out, and sent the redirected command
+    to no node at all (AttributeError on None: a 500 for every request that read a moved
+    key). The node named by the redirection is added, as a master, until the map is learnt
+    again."""
+
+    def get_node(
+        self, host: str | None = None, port: int | None = None, node_name: str | None = None,
+    ) -> ClusterNode | None:
+        node = super().get_node(host, port, node_name)
+        if node is not None or not node_name or host or port:
+            return node
+        node_host, _, node_port = node_name.rpartition(":")
+        if not node_host or not node_port.isdigit():
+            return None
+        manager = self.nodes_manager
+        node = ClusterNode(node_host, int(node_port), PRIMARY, **manager.connection_kwargs)
+        node._free = _LastFreedFirst(node._free)
+        manager.set_nodes(manager.nodes_cache, {node.name: node})
+        return node
+
+
 def cluster_client(
     nodes: Sequence[Address], *, password: str | None, watch: SlotMapWatch | None = None,
     **options: Any,
@@ -204,7 +230,7 @@ def cluster_client(
     if watch is not None:
         listeners.append(watch)
     dispatcher.register_listeners({AsyncAfterSlotsCacheRefreshEvent: listeners})
-    client = RedisCluster(
+    client = _Cluster(
         startup_nodes=[ClusterNode(host, port) for host, port in nodes], password=password,
         retry=CLUSTER_RETRY, event_dispatcher=dispatcher, **options)
     asking.client = client

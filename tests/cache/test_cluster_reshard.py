@@ -153,3 +153,31 @@ async def test_a_key_already_moved_is_read_through_ask_with_many_connections_ope
         throwaway_cluster.finish_moving(slot, away)
     finally:
         await client.close()
+
+
+async def test_a_slot_moving_to_a_new_empty_master_is_read_there(
+    throwaway_cluster: ThrowawayCluster,
+) -> None:
+    """Scaling out: a master added with no slots, then a slot moved to it. redis-py learns
+    nodes from CLUSTER SLOTS, which names no master without slots, so the first ASK to it
+    found no node (AttributeError on None): a 500 for every request that read such a key."""
+    client = CacheClient(settings(throwaway_cluster))
+    try:
+        assert await client.set("{tag}moved", 1)
+        slot = throwaway_cluster.slot_of("{tag}")
+        home = throwaway_cluster.master_of_slot(slot)
+        new = await asyncio.to_thread(throwaway_cluster.add_empty_master)
+        throwaway_cluster.start_moving(slot, new)
+        throwaway_cluster.migrate(slot, home, new, 0, keys=[f"{PREFIX}{{tag}}moved".encode()])
+        assert await client.get("{tag}moved") == 1
+        assert await client.delete("{tag}moved")
+        assert not client.is_down
+        throwaway_cluster.finish_moving(slot, new)
+        # A master that served no slots could be a promoted replica: the first MOVED to it
+        # counts as a failover (that call's answer is dropped, the cache forgets), once.
+        await client.set("{tag}moved", 2)
+        assert await client.set("{tag}moved", 3)
+        assert await client.get("{tag}moved") == 3
+        assert throwaway_cluster.master_of_slot(slot) == new
+    finally:
+        await client.close()
