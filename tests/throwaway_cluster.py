@@ -62,6 +62,8 @@ class ThrowawayCluster:
         self.directory = directory
         self.ports = [cluster_port() for _ in range(nodes)]
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
+        #: Masters a healthy cluster has (one more after `add_empty_master`).
+        self.master_count = nodes // 2
 
     @property
     def startup_nodes(self) -> str:
@@ -131,7 +133,7 @@ class ThrowawayCluster:
                     return False
             finally:
                 node.close()
-        return len(masters) == len(self.ports) // 2
+        return len(masters) == self.master_count
 
     def masters(self) -> list[int]:
         """The ports of the running masters that serve slots."""
@@ -166,6 +168,7 @@ class ThrowawayCluster:
         known = next(iter(self.ports))
         self._command(port, "CLUSTER", "MEET", "127.0.0.1", known)
         self.ports.append(port)
+        self.master_count += 1
 
         def everyone_knows_it() -> bool:
             return self._command(port, "CLUSTER", "INFO").find(b"cluster_state:ok") >= 0 and all(
