@@ -132,6 +132,12 @@ CACHE_TYPE_ALIASES: dict[str, str] = {
     "rediscluster": "RedisClusterCache",
     "flask_caching.backends.redisclustercache": "RedisClusterCache",
     "flask_caching.backends.rediscluster": "RedisClusterCache",
+    # The module Flask-Caching's Redis classes are defined in, as an import path names them.
+    "flask_caching.backends.rediscache.rediscache": "RedisCache",
+    "flask_caching.backends.rediscache.redissentinelcache": "RedisSentinelCache",
+    "flask_caching.backends.rediscache.redisclustercache": "RedisClusterCache",
+    "flask_caching.backends.simplecache.simplecache": "SimpleCache",
+    "flask_caching.backends.nullcache.nullcache": "NullCache",
     "nullcache": "NullCache",
     "null": "NullCache",
     "flask_caching.backends.nullcache": "NullCache",
@@ -394,6 +400,10 @@ def _scheme(url: str) -> str:
         return ""
 
 
+_BUILTIN_TYPES = ("SimpleCache, RedisCache, RedisSentinelCache, RedisClusterCache, "
+                  "MemcachedCache or NullCache")
+
+
 def as_cache_type(key: str, value: Any) -> str:
     """One of ours, or Flask-Caching's custom type: the import path of a backend factory."""
     name = CACHE_TYPE_ALIASES.get(str(value).lower()) if isinstance(value, str) else None
@@ -403,8 +413,7 @@ def as_cache_type(key: str, value: Any) -> str:
     if refused is not None:
         raise ConfigError(key, value, refused)
     if isinstance(value, str) and value.startswith("cachelib."):
-        raise ConfigError(key, value, "SimpleCache, RedisCache, MemcachedCache or NullCache: "
-                          "cachelib's "
+        raise ConfigError(key, value, f"{_BUILTIN_TYPES}: cachelib's "
                           "backends block the event loop (a custom backend is an aiocache one)")
     if isinstance(value, str) and "." in value and not value.startswith("flask_caching."):
         module, _, name = value.rpartition(".")
@@ -415,9 +424,8 @@ def as_cache_type(key: str, value: Any) -> str:
         if not callable(factory):
             raise ConfigError(key, value, "a callable factory(app, config, args, options)")
         return value
-    raise ConfigError(key, value, "SimpleCache, RedisCache, MemcachedCache or NullCache, or "
-                      "the import path "
-                      "of a factory(app, config, args, options) returning a backend")
+    raise ConfigError(key, value, f"{_BUILTIN_TYPES}, or the import path of a "
+                      "factory(app, config, args, options) returning a backend")
 
 
 def as_prefix(key: str, value: Any) -> str:
@@ -767,6 +775,14 @@ def _check_cluster_settings(config: Mapping[str, Any]) -> None:
     if config["CACHE_REDIS_DB"]:
         raise ConfigError("CACHE_REDIS_DB", config["CACHE_REDIS_DB"], "0 or unset: a Redis "
                           "Cluster has only database 0")
+    replica_reads = sorted(set(config["CACHE_OPTIONS"] or ()) & {"read_from_replicas",
+                                                                   "load_balancing_strategy"})
+    if replica_reads:
+        raise ConfigError(f"CACHE_OPTIONS.{replica_reads[0]}",
+                          config["CACHE_OPTIONS"][replica_reads[0]],
+                          "unset for RedisClusterCache: replication is asynchronous, so a read "
+                          "from a replica can find an entry an acknowledged insert just "
+                          "invalidated on the master (reads go to masters)")
     prefix = config["CACHE_KEY_PREFIX"]
     if "{" in prefix and "}" in prefix.partition("{")[2]:
         raise ConfigError("CACHE_KEY_PREFIX", prefix, "a prefix without a {hash tag} for "

@@ -80,7 +80,8 @@ def test_defaults_are_not_shared_between_apps(settings_file: Path) -> None:
     [
         ({"CACHE_TYPE": "Couchbase"},
          "bad setting CACHE_TYPE = 'Couchbase': expected SimpleCache, RedisCache, "
-         "MemcachedCache or NullCache, or the import path of a factory"),
+         "RedisSentinelCache, RedisClusterCache, MemcachedCache or NullCache, or the import "
+         "path of a factory"),
         ({"CACHE_DEFAULT_TIMEOUT": -1},
          "bad setting CACHE_DEFAULT_TIMEOUT = -1: expected a whole number >= 0"),
         ({"CACHE_THRESHOLD": "many"},
@@ -100,7 +101,8 @@ def test_defaults_are_not_shared_between_apps(settings_file: Path) -> None:
         ({"CACHE_ARGS": [1]}, "bad setting CACHE_ARGS = [1]: expected an empty list"),
         ({"CACHE_TYPE": "cachelib.RedisCache"},
          "bad setting CACHE_TYPE = 'cachelib.RedisCache': expected SimpleCache, RedisCache, "
-         "MemcachedCache or NullCache: cachelib's backends block the event loop"),
+         "RedisSentinelCache, RedisClusterCache, MemcachedCache or NullCache: cachelib's "
+         "backends block the event loop"),
         ({"CACHE_OPTIONS": {"socket_keepalive": True}},
          "bad setting CACHE_OPTIONS = {'socket_keepalive': True}: expected only default_timeout"),
         ({"CACHE_REDIS_PORT": "six"}, "bad setting CACHE_REDIS_PORT = 'six'"),

@@ -99,8 +99,8 @@ def test_bad_setting_exits_with_one_clear_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "quart_app: bad setting CACHE_TYPE = 'Bogus': expected SimpleCache, RedisCache, "
-        "MemcachedCache or NullCache, or the import path of a factory(app, config, args, "
-        "options) returning a backend"
+        "RedisSentinelCache, RedisClusterCache, MemcachedCache or NullCache, or the import "
+        "path of a factory(app, config, args, options) returning a backend"
     )
 
 

@@ -14,7 +14,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,8 @@ class ThrowawayCluster:
         self.directory = directory
         self.ports = [cluster_port() for _ in range(nodes)]
         self.processes: dict[int, subprocess.Popen[bytes]] = {}
+        #: Masters a healthy cluster has (one more after `add_empty_master`).
+        self.master_count = nodes // 2
 
     @property
     def startup_nodes(self) -> str:
@@ -131,7 +133,7 @@ class ThrowawayCluster:
                     return False
             finally:
                 node.close()
-        return len(masters) == len(self.ports) // 2
+        return len(masters) == self.master_count
 
     def masters(self) -> list[int]:
         """The ports of the running masters that serve slots."""
@@ -151,6 +153,95 @@ class ThrowawayCluster:
         node = self.client(port)
         try:
             slot = int(node.cluster("keyslot", key))
+            for start, end, master, *_ in node.cluster("slots"):
+                if int(start) <= slot <= int(end):
+                    return int(master[1])
+        finally:
+            node.close()
+        raise RuntimeError(f"no master serves slot {slot}")
+
+    def add_empty_master(self) -> int:
+        """Start one more node and join it to the cluster as a master serving no slots (as
+        `redis-cli --cluster add-node` does before a reshard gives it some); returns its port."""
+        port = cluster_port()
+        self.launch(port)
+        known = next(iter(self.ports))
+        self._command(port, "CLUSTER", "MEET", "127.0.0.1", known)
+        self.ports.append(port)
+        self.master_count += 1
+
+        def everyone_knows_it() -> bool:
+            return self._command(port, "CLUSTER", "INFO").find(b"cluster_state:ok") >= 0 and all(
+                f":{port}@".encode() in self._command(other, "CLUSTER", "NODES")
+                for other in self.processes)
+        _wait_for(f"node {port} known to every node, and the slots to it", everyone_knows_it, 10)
+        return port
+
+    def slot_of(self, key: str) -> int:
+        node = self.client(next(iter(self.processes)))
+        try:
+            return int(node.cluster("keyslot", key))
+        finally:
+            node.close()
+
+    def move_slot(self, slot: int, target: int, *, batches: int = 20,
+                  between: Callable[[], None] = lambda: None) -> int:
+        """Reshard `slot` to the master `target` as `redis-cli --cluster reshard` does
+        (IMPORTING, MIGRATING, MIGRATE key by key, then SETSLOT NODE everywhere), in at least
+        `batches` steps with `between()` after each, so that commands arrive while the slot
+        is half moved (some keys on each master: ASK redirections and TRYAGAIN). Returns
+        how many keys it moved."""
+        source = self.start_moving(slot, target)
+        done = moved = 0
+        while True:
+            moved += self.migrate(slot, source, target, 1)
+            done += 1
+            between()
+            if done >= batches and not self.keys_in_slot(source, slot):
+                break
+        self.finish_moving(slot, target)
+        return moved
+
+    def start_moving(self, slot: int, target: int) -> int:
+        """Mark `slot` as moving from its master to `target`; returns the source's port."""
+        source = self.master_of_slot(slot)
+        if source == target:
+            raise ValueError(f"slot {slot} is already on {target}")
+        self._command(target, "CLUSTER", "SETSLOT", slot, "IMPORTING", self.node_id(source))
+        self._command(source, "CLUSTER", "SETSLOT", slot, "MIGRATING", self.node_id(target))
+        return source
+
+    def keys_in_slot(self, port: int, slot: int, count: int = 100) -> list[bytes]:
+        return list(self._command(port, "CLUSTER", "GETKEYSINSLOT", slot, count))
+
+    def migrate(self, slot: int, source: int, target: int, count: int,
+                keys: list[bytes] | None = None) -> int:
+        """MIGRATE `keys` (else up to `count` keys of the slot) from source to target."""
+        keys = self.keys_in_slot(source, slot, count) if keys is None else keys
+        if keys:
+            self._command(source, "MIGRATE", "127.0.0.1", target, "", 0, 5000, "KEYS", *keys)
+        return len(keys)
+
+    def finish_moving(self, slot: int, target: int) -> None:
+        """SETSLOT NODE on the target, the source, then every other master."""
+        source = self.master_of_slot(slot)
+        others = [port for port in self.masters() if port not in (target, source)]
+        for port in (target, source, *others):
+            self._command(port, "CLUSTER", "SETSLOT", slot, "NODE", self.node_id(target))
+
+    def node_id(self, port: int) -> str:
+        return str(self._command(port, "CLUSTER", "MYID").decode())
+
+    def _command(self, port: int, *args: Any) -> Any:
+        node = self.client(port)
+        try:
+            return node.execute_command(*args)
+        finally:
+            node.close()
+
+    def master_of_slot(self, slot: int) -> int:
+        node = self.client(next(iter(self.processes)))
+        try:
             for start, end, master, *_ in node.cluster("slots"):
                 if int(start) <= slot <= int(end):
                     return int(master[1])
@@ -180,6 +271,20 @@ class ThrowawayCluster:
             finally:
                 node.close()
         return old_port not in self.processes
+
+    def kill_all(self) -> list[int]:
+        """Kill every node (the whole cluster down); returns their ports for `relaunch`."""
+        ports = sorted(self.processes)
+        for port in ports:
+            self.kill(port)
+        return ports
+
+    def relaunch(self, ports: list[int]) -> None:
+        """Start killed nodes again on their own nodes.conf (they rejoin as they were; their
+        data is gone: nothing is saved) and wait until the cluster is healthy."""
+        for port in ports:
+            self.launch(port)
+        self.wait_until_healthy()
 
     def stop(self) -> None:
         for port in list(self.processes):

@@ -75,6 +75,13 @@ class Cache:
             warnings.warn("CACHE_TYPE is NullCache: caching is effectively disabled "
                           "(CACHE_NO_NULL_WARNING = True silences this)", stacklevel=2)
         state = _AppCache(merged, CacheSettings.from_config(merged))
+        if state.settings.cache_type == "RedisClusterCache":
+            # Imported here: redis-py's cluster client is only loaded by apps that use it.
+            from .cluster import refuse_servers_without_cluster_mode
+
+            refuse_servers_without_cluster_mode(
+                state.settings.cluster_nodes, password=state.settings.redis_password,
+                timeout=state.settings.redis_timeout)
         app.extensions.setdefault(EXTENSION_KEY, {})[self] = state
         self.app = app
         if state.settings.cache_type in SHARED_CACHE_TYPES or app.config.get("SIGNALS_BUS_URL"):

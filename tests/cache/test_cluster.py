@@ -7,6 +7,8 @@ the backend-parametrized suites of tests/cache run on the cluster too (`cache_co
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,19 +25,26 @@ from quart_app.cache.keys import memo_keys, view_keys
 from quart_app.config import as_cluster_nodes, cache_config
 from quart_app.errors import ConfigError
 
-from ..server_process import ServerProcess
+from ..server_process import REPO, ServerProcess, clean_env
+from ..support import free_port
 from ..throwaway_cluster import ThrowawayCluster
+from ..throwaway_redis import ThrowawayRedis
 
 # --- settings ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("spelling", [
     "RedisClusterCache", "rediscluster", "flask_caching.backends.RedisClusterCache",
-    "flask_caching.backends.rediscluster",
+    "flask_caching.backends.rediscluster", "flask_caching.backends.rediscache.RedisClusterCache",
 ])
 def test_flask_caching_spellings_mean_the_cluster_cache(spelling: str) -> None:
     config = cache_config({"CACHE_TYPE": spelling, "CACHE_REDIS_CLUSTER": "n1:7000"})
     assert config["CACHE_TYPE"] == "RedisClusterCache"
+
+
+def test_an_unknown_cache_type_is_told_every_backend_including_the_cluster() -> None:
+    with pytest.raises(ConfigError, match="RedisSentinelCache, RedisClusterCache, "):
+        cache_config({"CACHE_TYPE": "RedisClusterCach"})
 
 
 @pytest.mark.parametrize(("given", "nodes"), [
@@ -64,6 +73,12 @@ def test_cluster_nodes_are_read_as_flask_caching_and_lists_give_them(
      "without a path"),
     ({"CACHE_REDIS_CLUSTER": "n1:7000", "CACHE_KEY_PREFIX": "shop:{eu}:"},
      "a prefix without a {hash tag}"),
+    ({"CACHE_REDIS_CLUSTER": "n1:7000", "CACHE_OPTIONS": {"read_from_replicas": True}},
+     "CACHE_OPTIONS.read_from_replicas = True: expected unset for RedisClusterCache: "
+     "replication is asynchronous"),
+    ({"CACHE_REDIS_CLUSTER": "n1:7000",
+      "CACHE_OPTIONS": {"load_balancing_strategy": "round_robin"}},
+     "CACHE_OPTIONS.load_balancing_strategy"),
 ])
 def test_bad_cluster_settings_are_refused_with_the_reason(
     settings: dict[str, Any], message: str, tmp_path: Path
@@ -297,3 +312,40 @@ def test_two_workers_on_the_cluster_read_their_writes_over_http(
         bus = ready.json()["checks"]["signal_bus"]
         assert bus["ok"] and bus["local_tier"]["evictions_unconfirmed"] == 0
         assert server.stop() == 0
+
+
+# --- start-up: a node down, a Redis that is no cluster node -----------------------------------
+
+
+def test_a_redis_without_cluster_mode_stops_run_py_with_one_line(
+    throwaway_redis: ThrowawayRedis, tmp_path: Path
+) -> None:
+    """A plain Redis named as a cluster node is a settings mistake, not an outage: before, the
+    app started and answered every cache call as unreachable, with readyz down for good."""
+    env = {**clean_env(), "QUART_CACHE_TYPE": "RedisClusterCache",
+           "QUART_CACHE_REDIS_CLUSTER": f"127.0.0.1:{throwaway_redis.port}",
+           "QUART_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+           "QUART_SECRET_KEY": "test"}  # else a line says one is made up
+    result = subprocess.run([sys.executable, "run.py", "--bind", f"127.0.0.1:{free_port()}"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"quart_app: bad setting CACHE_REDIS_CLUSTER = '127.0.0.1:{throwaway_redis.port}': "
+        f"expected nodes of a Redis Cluster: 127.0.0.1:{throwaway_redis.port} is a Redis "
+        "without cluster mode (cluster_enabled:0); for one server use CACHE_TYPE = "
+        "'RedisCache' and CACHE_REDIS_URL")
+
+
+async def test_a_cluster_named_by_a_node_that_is_down_starts_and_caches(
+    shared_cluster: ThrowawayCluster, tmp_path: Path, prefix: str
+) -> None:
+    down = f"127.0.0.1:{free_port()}"  # nothing listens there
+    app = create_app({**shared_cluster.app_config(prefix),
+                      "CACHE_REDIS_CLUSTER": f"{down},{shared_cluster.startup_nodes}",
+                      "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"})
+    async with app.test_app():
+        client = app.test_client()
+        assert (await client.get("/api/info")).status_code == 200
+        again = await client.get("/api/info")
+        assert again.headers["Cache-Status"].startswith("quart_app; hit")
+        assert (await client.get("/readyz")).status_code == 200
