@@ -20,7 +20,7 @@ from quart import Quart
 
 from quart_app import create_app
 
-from ..support import listed_ids, until_cached_again
+from ..support import left_out, listed_ids, until_cached_again
 from ..throwaway_cluster import ThrowawayCluster
 
 PREFIX = "outage:"
@@ -61,9 +61,8 @@ async def load(apps: Sequence[Quart], stop: asyncio.Event, first_id: int,
             seen[f"GET {answer.status_code}"] += 1
             if answer.status_code == 503:
                 seen["503 without Retry-After"] += "Retry-After" not in answer.headers
-        newer = sum(other > info_id for other in acknowledged)
-        if page.status_code == 200 and (row.status_code == 404 or (
-                info_id not in listed_ids(await page.get_json()) and newer < 20 - CLIENTS)):
+        if page.status_code == 200 and (
+                row.status_code == 404 or left_out(listed_ids(await page.get_json()), info_id)):
             seen["stale"] += 1
 
 
