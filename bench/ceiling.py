@@ -4,7 +4,7 @@ The harness serves it through quart_app's own run.py (`run.py --app bench.ceilin
 it has run.py's settings and worker model exactly; `main` below is kept for running it alone.
 
 Served with the settings quart_app's run.py uses (hypercorn 0.18 `hypercorn.run.run` with
-2 workers, keep-alive 75 s, graceful timeout 10 s, no access log, uvloop), so no Quart app
+2 workers, keep-alive 75 s, graceful timeout 10 s, no access log, asyncio loop), so no Quart app
 served by run.py can be faster than this on the same machine. If run.py's settings change, change
 HYPERCORN_SETTINGS here too.
 
@@ -35,7 +35,7 @@ HYPERCORN_SETTINGS: dict[str, Any] = {
     "graceful_timeout": 10,
     "backlog": 2048,
     "accesslog": None,
-    "worker_class": "uvloop",  # run.py's default since uvloop was measured faster
+    "worker_class": "asyncio",  # run.py's default on hypercorn (uvloop is granian's)
 }
 
 
