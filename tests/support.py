@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
 import subprocess
@@ -277,6 +278,16 @@ async def until_cached_again(app: Quart, limit: float = 15.0) -> float:
             await asyncio.sleep(0.02)
 
 
+def _all_threads_stopped(pid: int) -> bool:
+    """Whether every thread of process `pid` is stopped (state T in /proc, Linux)."""
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        with contextlib.suppress(OSError):
+            # The state follows the command name, which is in parentheses.
+            if stat.read_text().rpartition(")")[2].split()[0] not in ("T", "t"):
+                return False
+    return True
+
+
 class ThrowawayServer:
     """A server process a test owns on a free port (redis-server, memcached), which it may
     stall (SIGSTOP: connections accepted, nothing answered), resume and kill."""
@@ -303,6 +314,14 @@ class ThrowawayServer:
     def stall(self) -> None:
         assert self.process is not None
         self.process.send_signal(signal.SIGSTOP)
+        # The signal stops each thread only once the kernel gets to it: a thread already
+        # running (memcached's workers, on a loaded machine) could still answer the next
+        # request. Return once every thread is stopped.
+        deadline = time.monotonic() + 5
+        while not _all_threads_stopped(self.process.pid):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.process.args!r} did not stop")
+            time.sleep(0.001)
 
     def unstall(self) -> None:
         assert self.process is not None
