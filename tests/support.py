@@ -13,12 +13,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote_to_bytes, urlsplit
 
 import pytest
+import redis
 from quart import Quart
 
+from quart_app import create_app
 from quart_app.cache import Cache, CacheClient, CacheSettings
 from quart_app.cache.backends import BoundedMemoryBackend, PrefixedRedisBackend
 from quart_app.cache.cluster import ClusterRedisBackend
@@ -27,6 +29,7 @@ from quart_app.cache.settings import memcached_address
 from quart_app.config import as_cluster_nodes
 from quart_app.db import InfoRow, InfoStore
 from quart_app.db.store import MAX_PAGE_SIZE
+from quart_app.extensions import cache
 
 from .services import REDIS_URL, require_service
 
@@ -333,3 +336,160 @@ class ThrowawayServer:
             self.process.kill()
             self.process.wait(10)
             self.process = None
+
+
+def wait_for(what: str, condition: Callable[[], object], timeout: float) -> None:
+    """Until `condition()` is true, while a throwaway server starts or fails over (errors
+    while it is not up yet count as false); RuntimeError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except (OSError, redis.RedisError):
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} within {timeout:.0f} s")
+
+
+class RedisProcesses:
+    """The redis-server processes of a throwaway deployment (a cluster, a sentinel set), by
+    port: a client for one, killing one, stopping them all."""
+
+    def __init__(self) -> None:
+        self.processes: dict[int, subprocess.Popen[bytes]] = {}
+
+    def client(self, port: int) -> redis.Redis:
+        return redis.Redis(port=port, socket_connect_timeout=0.5, socket_timeout=2)
+
+    def kill(self, port: int) -> None:
+        process = self.processes.pop(port, None)
+        if process is not None:
+            process.kill()
+            process.wait(10)
+
+    def stop(self) -> None:
+        for port in list(self.processes):
+            self.kill(port)
+
+
+class RedisDeployment(Protocol):
+    """A throwaway Redis deployment an app can be pointed at (ThrowawayCluster,
+    ThrowawaySentinels): what the shared failover and view helpers need of it."""
+
+    def app_config(self, key_prefix: str) -> dict[str, Any]: ...
+
+    def client(self, port: int) -> redis.Redis: ...
+
+
+def failover_worker(deployment: RedisDeployment, tmp_path: Path, prefix: str,
+                    **extra: Any) -> Quart:
+    """An app of a failover run: short Redis timeouts and retries, so that it notices the
+    dead master and follows the new one within the run."""
+    return create_app({
+        **deployment.app_config(prefix), "CACHE_REDIS_TIMEOUT": 0.3,
+        "CACHE_RETRY_INTERVAL": 0.5, "CACHE_LOCAL_ACK_TIMEOUT": 0.3,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", **extra,
+    })
+
+
+def keys_on(deployment: RedisDeployment, port: int, prefix: str) -> dict[bytes, bytes]:
+    """The keys under `prefix` on the server on `port`, with their values."""
+    server = deployment.client(port)
+    try:
+        return {key: server.get(key) for key in server.scan_iter(match=prefix + "*")}
+    finally:
+        server.close()
+
+
+def restore(deployment: RedisDeployment, port: int, prefix: str,
+            keys: dict[bytes, bytes]) -> None:
+    """Put the keys under `prefix` on the server on `port` back as they were (`keys_on`):
+    what a replica that missed the writes since holds (replication is asynchronous)."""
+    server = deployment.client(port)
+    try:
+        for key in list(server.scan_iter(match=prefix + "*")):
+            server.delete(key)  # one by one: on a cluster they may be of several slots
+        for key, value in keys.items():
+            server.set(key, value)
+    finally:
+        server.close()
+
+
+async def wait_for_the_bus(apps: tuple[Quart, ...], limit: float = 15.0) -> None:
+    """Until every app's signal bus is connected (subscribed and publishing)."""
+    buses = [app.extensions["signal_bus"] for app in apps]
+    async with asyncio.timeout(limit):
+        while not all(bus.connected for bus in buses):  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+
+async def count_the_lost(app: Quart, counts: FailoverCounts, acknowledged: list[int]) -> None:
+    """Count the acknowledged inserts `app` cannot read after a failover run."""
+    reader = app.test_client()
+    for info_id in acknowledged:
+        counts.lost += (await reader.get(f"/api/info/{info_id}")).status_code != 200
+
+
+def assert_the_failover_lost_nothing(counts: FailoverCounts) -> None:
+    """Inserts were acknowledged, before the failover and after the recovery, and none was
+    lost, read stale, refused or answered with a server error."""
+    assert counts.acknowledged > 0
+    assert counts.after_recovery > 0
+    assert counts.lost == 0
+    assert counts.stale == 0
+    assert counts.server_errors == 0
+    assert counts.refused == 0
+
+
+async def an_insert_is_read_at_once_on_the_other(apps: tuple[Quart, Quart]) -> None:
+    """The second app caches a missing row; the first inserts it (stored, if maybe with its
+    invalidation unconfirmed: 503); the second reads it at once."""
+    reader = apps[1].test_client()
+    assert (await reader.get("/api/info/9")).status_code == 404
+    created = await apps[0].test_client().post(
+        "/api/info", json={"id": 9, "name": "n", "money": "1"})
+    assert created.status_code in (201, 503)
+    assert (await reader.get("/api/info/9")).status_code == 200
+
+
+async def an_insert_evicts_the_local_copy_on_the_other(first: Quart, second: Quart) -> None:
+    """With the local tier and the bus connected: the second app caches a missing row (in its
+    own memory too); the first inserts it, and the second reads it at once, the eviction
+    announced and confirmed."""
+    buses = [app.extensions["signal_bus"] for app in (first, second)]
+    reader = second.test_client()
+    await reader.get("/api/info/8")  # a 404, cached and copied into the second's tier
+    again = await reader.get("/api/info/8")
+    assert again.status_code == 404
+    assert again.headers["Cache-Status"].startswith("quart_app; hit")
+    assert cache.client_for(second).local is not None
+    created = await first.test_client().post("/api/info",
+                                             json={"id": 8, "name": "n", "money": "2"})
+    assert created.status_code == 201
+    assert (await reader.get("/api/info/8")).status_code == 200
+    assert buses[0].evictions_announced >= 1
+    assert buses[0].evictions_unconfirmed == 0
+
+
+async def views_are_cached_and_reads_follow_writes(app: Quart) -> None:
+    """The list and the row views are cached, and an insert, an update and a delete are read
+    at once after: what every Redis deployment's suite checks on its own."""
+    async with app.test_app():
+        client = app.test_client()
+        first = await client.get("/api/info")
+        assert first.headers["Cache-Status"] == "quart_app; fwd=miss; stored"
+        again = await client.get("/api/info")
+        assert again.headers["Cache-Status"].startswith("quart_app; hit")
+        assert (await client.get("/api/info/7")).status_code == 404
+        created = await client.post("/api/info", json={"id": 7, "name": "redis", "money": "1"})
+        assert created.status_code == 201
+        listed = await (await client.get("/api/info")).get_json()
+        assert listed_ids(listed) == [7]
+        assert (await client.get("/api/info/7")).status_code == 200
+        updated = await client.put("/api/info/7", json={"name": "moved", "money": "2"})
+        assert updated.status_code == 200
+        assert (await (await client.get("/api/info/7")).get_json())["name"] == "moved"
+        assert (await client.delete("/api/info/7")).status_code in (200, 204)
+        assert (await client.get("/api/info/7")).status_code == 404
+        assert (await client.get("/readyz")).status_code == 200

@@ -13,15 +13,14 @@ import random
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from .services import running_under_ci
+from .support import RedisProcesses, wait_for
 
 NODE_TIMEOUT_MS = 1000
 START_TIMEOUT = 30.0
@@ -46,22 +45,14 @@ def cluster_port() -> int:
 
 
 def _wait_for(what: str, condition: Any, timeout: float = START_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except (OSError, redis.RedisError):
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"throwaway cluster: {what} within {timeout:.0f} s")
+    wait_for(f"throwaway cluster: {what}", condition, timeout)
 
 
-class ThrowawayCluster:
+class ThrowawayCluster(RedisProcesses):
     def __init__(self, directory: Path, nodes: int = 6) -> None:
         self.directory = directory
         self.ports = [cluster_port() for _ in range(nodes)]
-        self.processes: dict[int, subprocess.Popen[bytes]] = {}
+        super().__init__()
         #: Masters a healthy cluster has (one more after `add_empty_master`).
         self.master_count = nodes // 2
 
@@ -96,9 +87,6 @@ class ThrowawayCluster:
             _wait_for(f"node {port} answering", node.ping, 10)
         finally:
             node.close()
-
-    def client(self, port: int) -> redis.Redis:
-        return redis.Redis(port=port, socket_connect_timeout=0.5, socket_timeout=2)
 
     def start(self) -> None:
         for port in self.ports:
@@ -249,12 +237,6 @@ class ThrowawayCluster:
             node.close()
         raise RuntimeError(f"no master serves slot {slot}")
 
-    def kill(self, port: int) -> None:
-        process = self.processes.pop(port, None)
-        if process is not None:
-            process.kill()
-            process.wait(10)
-
     def wait_for_promotion(self, old_port: int, timeout: float = 20.0) -> None:
         """Until a replica of the killed master `old_port` serves its slots and the cluster is
         ok again on every running node."""
@@ -286,9 +268,6 @@ class ThrowawayCluster:
             self.launch(port)
         self.wait_until_healthy()
 
-    def stop(self) -> None:
-        for port in list(self.processes):
-            self.kill(port)
 
 
 def _cluster(directory: Path) -> Iterator[ThrowawayCluster]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import pytest
 import redis
 
 from .services import require_program
-from .support import free_port
+from .support import RedisProcesses, free_port, wait_for
 
 MASTER_NAME = "quart_app_test"
 DOWN_AFTER_MS = 500
@@ -29,24 +28,16 @@ START_TIMEOUT = 20.0
 
 
 def _wait_for(what: str, condition: Any, timeout: float = START_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except (OSError, redis.RedisError):
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"throwaway sentinel set: {what} within {timeout:.0f} s")
+    wait_for(f"throwaway sentinel set: {what}", condition, timeout)
 
 
-class ThrowawaySentinels:
+class ThrowawaySentinels(RedisProcesses):
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.primary_port = free_port()
         self.replica_port = free_port()
         self.sentinel_ports = [free_port() for _ in range(3)]
-        self.processes: dict[int, subprocess.Popen[bytes]] = {}
+        super().__init__()
 
     @property
     def sentinels(self) -> list[tuple[str, int]]:
@@ -96,9 +87,6 @@ class ThrowawaySentinels:
     def _id(port: int) -> str:
         return f"{port:040x}"
 
-    def client(self, port: int) -> redis.Redis:
-        return redis.Redis(port=port, socket_connect_timeout=0.5, socket_timeout=2)
-
     def start(self) -> None:
         self._server(self.primary_port)
         self._server(self.replica_port, "--replicaof", "127.0.0.1", str(self.primary_port))
@@ -127,12 +115,6 @@ class ThrowawaySentinels:
         finally:
             sentinel.close()
 
-    def kill(self, port: int) -> None:
-        process = self.processes.pop(port, None)
-        if process is not None:
-            process.kill()
-            process.wait(10)
-
     def wait_for_promotion(self, old_port: int, timeout: float = 15.0) -> int:
         """Until every sentinel names a master other than `old_port` that it sees up (what a
         client asks before it connects), and that server says it is master."""
@@ -155,9 +137,6 @@ class ThrowawaySentinels:
         _wait_for("a replica promoted", promoted, timeout)
         return self.master_port()
 
-    def stop(self) -> None:
-        for port in list(self.processes):
-            self.kill(port)
 
 
 @pytest.fixture

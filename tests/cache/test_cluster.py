@@ -26,7 +26,7 @@ from quart_app.config import as_cluster_nodes, cache_config
 from quart_app.errors import ConfigError
 
 from ..server_process import REPO, ServerProcess, clean_env
-from ..support import free_port
+from ..support import free_port, views_are_cached_and_reads_follow_writes
 from ..throwaway_cluster import ThrowawayCluster
 from ..throwaway_redis import ThrowawayRedis
 
@@ -258,25 +258,7 @@ def cluster_app(cluster: ThrowawayCluster, tmp_path: Path, prefix: str, **extra:
 async def test_views_are_cached_and_reads_follow_writes(
     shared_cluster: ThrowawayCluster, tmp_path: Path, prefix: str
 ) -> None:
-    app = cluster_app(shared_cluster, tmp_path, prefix)
-    async with app.test_app():
-        client = app.test_client()
-        first = await client.get("/api/info")
-        assert first.headers["Cache-Status"] == "quart_app; fwd=miss; stored"
-        again = await client.get("/api/info")
-        assert again.headers["Cache-Status"].startswith("quart_app; hit")
-        assert (await client.get("/api/info/7")).status_code == 404
-        created = await client.post("/api/info", json={"id": 7, "name": "cluster", "money": "1"})
-        assert created.status_code == 201
-        listed = await (await client.get("/api/info")).get_json()
-        assert [item["id"] for item in listed["items"]] == [7]
-        assert (await client.get("/api/info/7")).status_code == 200
-        updated = await client.put("/api/info/7", json={"name": "moved", "money": "2"})
-        assert updated.status_code == 200
-        assert (await (await client.get("/api/info/7")).get_json())["name"] == "moved"
-        assert (await client.delete("/api/info/7")).status_code in (200, 204)
-        assert (await client.get("/api/info/7")).status_code == 404
-        assert (await client.get("/readyz")).status_code == 200
+    await views_are_cached_and_reads_follow_writes(cluster_app(shared_cluster, tmp_path, prefix))
 
 
 def test_two_workers_on_the_cluster_read_their_writes_over_http(

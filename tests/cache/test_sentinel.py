@@ -19,9 +19,12 @@ from quart_app.cache import MISSING, CacheClient, CacheSettings
 from quart_app.cache.sentinel import SentinelRedisBackend
 from quart_app.config import cache_config
 from quart_app.errors import ConfigError
-from quart_app.extensions import cache
 
-from ..support import wait_until
+from ..support import (
+    an_insert_evicts_the_local_copy_on_the_other,
+    views_are_cached_and_reads_follow_writes,
+    wait_until,
+)
 from ..throwaway_sentinel import MASTER_NAME, ThrowawaySentinels, shared_sentinels
 
 __all__ = ["shared_sentinels"]  # a fixture
@@ -143,19 +146,8 @@ async def test_the_key_value_api_works_on_the_master(
 async def test_views_are_cached_and_reads_follow_writes(
     shared_sentinels: ThrowawaySentinels, tmp_path: Path, prefix: str
 ) -> None:
-    app = sentinel_app(shared_sentinels, tmp_path, prefix)
-    async with app.test_app():
-        client = app.test_client()
-        first = await client.get("/api/info")
-        assert first.headers["Cache-Status"] == "quart_app; fwd=miss; stored"
-        again = await client.get("/api/info")
-        assert again.headers["Cache-Status"].startswith("quart_app; hit")
-        created = await client.post("/api/info", json={"id": 7, "name": "redis", "money": "1"})
-        assert created.status_code == 201
-        listed = await (await client.get("/api/info")).get_json()
-        assert [item["id"] for item in listed["items"]] == [7]
-        assert (await client.get("/api/info/7")).status_code == 200
-        assert (await client.get("/readyz")).status_code == 200
+    await views_are_cached_and_reads_follow_writes(
+        sentinel_app(shared_sentinels, tmp_path, prefix))
 
 
 async def test_with_the_local_tier_an_insert_is_read_everywhere_over_the_sentinel_bus(
@@ -170,13 +162,4 @@ async def test_with_the_local_tier_an_insert_is_read_everywhere_over_the_sentine
     async with first.test_app(), second.test_app():
         buses = [app.extensions["signal_bus"] for app in (first, second)]
         await wait_until(lambda: all(bus.connected for bus in buses))
-        reader = second.test_client()
-        await reader.get("/api/info/8")  # a 404, cached and copied into the second's tier
-        assert (await reader.get("/api/info/8")).status_code == 404
-        assert cache.client_for(second).local is not None
-        created = await first.test_client().post("/api/info",
-                                                 json={"id": 8, "name": "n", "money": "2"})
-        assert created.status_code == 201
-        assert (await reader.get("/api/info/8")).status_code == 200
-        assert buses[0].evictions_announced >= 1
-        assert buses[0].evictions_unconfirmed == 0
+        await an_insert_evicts_the_local_copy_on_the_other(first, second)
