@@ -167,6 +167,10 @@ async def computed_by_the_waiter() -> str:
     return "computed by the waiter"
 
 
+async def must_not_run() -> str:
+    raise AssertionError("a second process computed what the lease holder stores")
+
+
 async def test_a_process_that_finds_the_lease_taken_gets_the_holders_result(
     redis_clients: tuple[CacheClient, CacheClient],
 ) -> None:
@@ -174,9 +178,6 @@ async def test_a_process_that_finds_the_lease_taken_gets_the_holders_result(
     policy = LeasePolicy(seconds=5, poll_interval=0.01)
     holder = Holder(first, policy, stores=True)
     await holder.start()
-
-    async def must_not_run() -> str:
-        raise AssertionError("the waiting process computed too")
 
     waiter = asyncio.ensure_future(lease(second, policy, must_not_run))
     await asyncio.sleep(0.05)
@@ -195,9 +196,6 @@ async def test_a_process_that_takes_a_freed_lease_uses_the_entry_its_holder_stor
     holder = Holder(first, policy, stores=True)
     await holder.start()
     assert await holder.finish() == ("from the holder", True)
-
-    async def must_not_run() -> str:
-        raise AssertionError("the second process computed again")
 
     assert await lease(second, policy, must_not_run) == ("from the holder", False)
     assert not await second.has("lease")  # and it let the lease go
