@@ -322,12 +322,6 @@ class ClusterRedisBackend(PrefixedRedisBackend):
             await pipe.execute()
         return True
 
-    async def _delete_many(self, keys: list[str]) -> int:
-        deleted = 0
-        for start in range(0, len(keys), self.SCAN_BATCH):
-            deleted += int(await self.cluster.unlink(*keys[start:start + self.SCAN_BATCH]))
-        return deleted
-
     async def _clear(
         self, namespace: str | None = None, _conn: Any = None, keep: tuple[str, ...] = ()
     ) -> bool:
