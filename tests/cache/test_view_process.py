@@ -73,25 +73,28 @@ async def burst(url: str, count: int) -> list[httpx.Response]:
 def test_a_hundred_misses_across_two_workers_run_the_view_once(tmp_path: Path) -> None:
     redis_url = require_service("Redis", REDIS_URL)
     env = env_for(tmp_path, QUART_CACHE_TYPE="RedisCache", QUART_CACHE_REDIS_URL=redis_url)
-    with ServerProcess("--app", VIEW_APP, "--workers", "2", env=env, log_dir=tmp_path) as server:
-        workers: set[str] = set()
-        for _ in range(200):  # until both workers answer (a new connection each time)
-            workers.add(httpx.get(server.base_url + "/healthz").headers["x-worker-pid"])
-            if len(workers) == 2:
-                break
-        assert len(workers) == 2
+    prefix = env["QUART_CACHE_KEY_PREFIX"]
+    shared = redis.Redis.from_url(redis_url)
+    try:
+        with ServerProcess("--app", VIEW_APP, "--workers", "2", env=env,
+                           log_dir=tmp_path) as server:
+            workers: set[str] = set()
+            for _ in range(200):  # until both workers answer (a new connection each time)
+                workers.add(httpx.get(server.base_url + "/healthz").headers["x-worker-pid"])
+                if len(workers) == 2:
+                    break
+            assert len(workers) == 2
 
-        responses = asyncio.run(burst(server.base_url + "/probe/slow?seconds=0.5", 100))
-        assert {response.status_code for response in responses} == {200}
-        served_by = {response.headers["x-worker-pid"] for response in responses}
-        if len(served_by) < 2:
-            pytest.fail("every request went to one worker: the test proved nothing")
-        assert {response.json()["shared_runs"] for response in responses} == {1}
-        shared = redis.Redis.from_url(redis_url)
-        try:
-            assert shared.get(env["QUART_CACHE_KEY_PREFIX"] + "probe-runs:slow") == b"1"
-            for key in shared.scan_iter(match=env["QUART_CACHE_KEY_PREFIX"] + "*"):
-                shared.delete(key)
-        finally:
-            shared.close()
-        assert server.stop() == 0
+            responses = asyncio.run(burst(server.base_url + "/probe/slow?seconds=0.5", 100))
+            assert {response.status_code for response in responses} == {200}
+            served_by = {response.headers["x-worker-pid"] for response in responses}
+            if len(served_by) < 2:
+                pytest.fail("every request went to one worker: the test proved nothing")
+            assert {response.json()["shared_runs"] for response in responses} == {1}
+            assert shared.get(prefix + "probe-runs:slow") == b"1"
+            assert server.stop() == 0
+    finally:
+        # Once the workers are gone: they count visits after answering.
+        for key in shared.scan_iter(match=prefix + "*"):
+            shared.delete(key)
+        shared.close()
