@@ -274,6 +274,10 @@ class ClusterRedisBackend(PrefixedRedisBackend):
     def _bounded(self, operation: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         @functools.wraps(operation)
         async def bounded(*args: Any, **kwargs: Any) -> Any:
+            # Learnt before a turn is taken: callers waiting for the slot map must not hold
+            # the turns the others wait for (a burst of 100 first requests on a cold worker
+            # waited past the turn timeout and was answered as if the cluster were down).
+            await self._learn_slots()
             try:
                 async with asyncio.timeout(self._turn_timeout):
                     await self._turns.acquire()
@@ -281,7 +285,6 @@ class ClusterRedisBackend(PrefixedRedisBackend):
                 raise redis.ConnectionError("no cluster connection free within "
                                             f"{self._turn_timeout} s") from None
             try:
-                await self._learn_slots()
                 return await operation(*args, **kwargs)
             finally:
                 self._turns.release()

@@ -488,9 +488,14 @@ async def test_a_hundred_concurrent_misses_run_the_view_once(
     assert {(await response.get_json())["runs"] for response in responses} == {1}
     statuses = sorted(response.headers["Cache-Status"] for response in responses)
     assert statuses.count("quart_app; fwd=miss; stored") == 1
-    assert statuses.count("quart_app; fwd=miss; stored; collapsed") == 99
+    collapsed = statuses.count("quart_app; fwd=miss; stored; collapsed")
+    # A request whose lookup comes after the entry was stored is a hit (on the cluster the
+    # hundred lookups can take longer than the view's 0.2 s).
+    hits = sum(status.startswith("quart_app; hit") for status in statuses)
+    assert collapsed > 0
+    assert collapsed + hits == 99
     stats = cache.runtime_for(app).stats.of("tests.cache.view_app.add_probe_views.<locals>.slow")
-    assert stats == {"hit": 0, "miss": 100, "stale": 0, "error": 0, "bypass": 0}
+    assert stats == {"hit": hits, "miss": 1 + collapsed, "stale": 0, "error": 0, "bypass": 0}
 
 
 async def test_a_failing_view_fails_every_waiting_request_once(
