@@ -35,6 +35,8 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
+from .errors import error_text
+
 ENV_VAR = "PROMETHEUS_MULTIPROC_DIR"
 # prometheus-client's files of gauges summed over live processes only: gauge_<mode>_<pid>.db
 _LIVE_GAUGE_FILE = re.compile(r"gauge_live[a-z]+_(\d+)\.db")
@@ -118,6 +120,6 @@ def exposition() -> bytes:
             return generate_latest(registry)
         except _UNSETTLED as error:
             if attempt == READ_ATTEMPTS - 1:
-                raise MetricsUnreadable(str(error) or type(error).__name__) from error
+                raise MetricsUnreadable(error_text(error)) from error
             time.sleep(_READ_PAUSE)
     raise AssertionError("unreachable")

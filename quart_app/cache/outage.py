@@ -26,6 +26,7 @@ from typing import Any, Literal, TypeVar
 
 from aiocache.base import BaseCache
 
+from ..errors import error_text
 from .settings import CacheSettings
 from .write_guard import note_undelivered
 
@@ -41,11 +42,6 @@ MAX_REMEMBERED_INVALIDATIONS = 10_000
 
 #: Drops the local tiers' copies of keys the replay deleted (None: all of them).
 Evictor = Callable[[list[str] | None], Awaitable[None]]
-
-
-def error_text(error: BaseException) -> str:
-    """The error as a log line shows it: a timeout's message is empty, so its class names it."""
-    return str(error) or type(error).__name__
 
 
 class CacheUnavailable(Exception):
