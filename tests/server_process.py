@@ -80,7 +80,12 @@ class ServerProcess:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         assert self.process is not None
         self.process.send_signal(sig)
-        return self.process.wait(timeout)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"run.py did not exit within {timeout} s of signal {sig}; its log:\n"
+                f"{self.output()[-6000:]}") from None
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
