@@ -108,6 +108,7 @@ DEFAULTS: dict[str, Any] = {
     "SIGNALS_MAX_BACKGROUND": 100,
     "SIGNALS_BACKGROUND_TIMEOUT": 30.0,
     "BACKGROUND_TASK_SHUTDOWN_TIMEOUT": 5.0,
+    "SHUTDOWN_TIMEOUT": 20.0,
     "NOTIFY_DELAY": 0.2,
     "VISITS_FLUSH_INTERVAL": 1.0,
     # More than one process: the Redis signal bus, and how many workers run.py started.
@@ -693,6 +694,7 @@ _VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "SIGNALS_MAX_BACKGROUND": lambda key, value: as_int(key, value, minimum=1),
     "SIGNALS_BACKGROUND_TIMEOUT": as_seconds,
     "BACKGROUND_TASK_SHUTDOWN_TIMEOUT": as_seconds,
+    "SHUTDOWN_TIMEOUT": lambda key, value: as_seconds(key, value, allow_zero=True),
     "NOTIFY_DELAY": lambda key, value: as_seconds(key, value, allow_zero=True),
     "VISITS_FLUSH_INTERVAL": as_seconds,
     "SIGNALS_BUS_URL": as_bus_url,
@@ -706,6 +708,11 @@ def validate(config: MutableMapping[str, Any]) -> None:
     for key, check in _VALIDATORS.items():
         config[key] = check(key, config[key])
     _check_cache_settings(config)
+    stop, background = config["SHUTDOWN_TIMEOUT"], config["BACKGROUND_TASK_SHUTDOWN_TIMEOUT"]
+    if stop and stop <= background:
+        raise ConfigError("SHUTDOWN_TIMEOUT", stop,
+                          f"0 (no limit) or more than BACKGROUND_TASK_SHUTDOWN_TIMEOUT "
+                          f"({background:g} s), which the stop waits first")
     if not isinstance(config["DATABASE_POOL"], Mapping):
         raise ConfigError("DATABASE_POOL", config["DATABASE_POOL"], "a table of pool settings")
     config["RECEIVERS"] = validate_receivers(config["RECEIVERS"])

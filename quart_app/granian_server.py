@@ -96,12 +96,29 @@ def serve(settings: Mapping[str, Any], application: str) -> int:
     os.environ[APPLICATION_ENV] = application
     os.environ[PARENT_ENV] = str(os.getpid())
     server = Server(f"{__name__}:worker_app", **options)
+    stopped = _remember_stopped_workers(server)
     try:
         server.serve()
     except RuntimeError as error:  # granian reports a socket it cannot bind this way
         raise OSError(str(error)) from None
-    # granian exits the process itself (code 1) when a worker fails; reaching here is a stop.
-    return 0
+    # granian exits the process itself (code 1) when a worker fails; reaching here is a stop,
+    # whose status granian does not give: a worker's stop that overran (stop_watch) is not 0.
+    return 0 if all(worker.inner.exitcode == 0 for worker in stopped) else 1
+
+
+def _remember_stopped_workers(server: Any) -> list[Any]:
+    """The workers granian's stop joined: it forgets them once stopped (granian 2.x's
+    `_stop_workers` clears `wrks`), and with them their exit statuses."""
+    stopped: list[Any] = []
+    stop_workers = server._stop_workers
+
+    def stop_and_remember() -> None:
+        workers = list(server.wrks)
+        stop_workers()
+        stopped.extend(workers)
+
+    server._stop_workers = stop_and_remember
+    return stopped
 
 
 def worker_app() -> Any:

@@ -40,6 +40,8 @@ from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.typing import AppWrapper
 from quart import Quart
 
+from . import stop_watch
+
 #: The hypercorn whose TCPServer internals (`_read_data`, `_initiate_server_close`) this
 #: module overrides; requirements.txt pins it.
 HYPERCORN_VERSION = "0.18.0"
@@ -133,18 +135,24 @@ def installed() -> bool:
 
 
 def init_app(app: Quart) -> None:
-    """Warn once, when an ASGI server starts the app, if that server is not run.py's.
+    """When an ASGI server starts the app: warn once if that server is not run.py's; if it
+    is, bound the stop by SHUTDOWN_TIMEOUT (`stop_watch`).
 
     The ASGI lifespan is the start-up only a server runs (tests start the app directly).
     """
     asgi_app = app.asgi_app
 
-    async def warn_at_start_up(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan" and not installed():
-            logging.getLogger("quart_app").warning(not_served_by_run_py())
+    async def serve_lifespan(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            if not installed():
+                logging.getLogger("quart_app").warning(not_served_by_run_py())
+            elif app.config["SHUTDOWN_TIMEOUT"]:
+                await stop_watch.serve_lifespan(asgi_app, scope, receive, send,
+                                                app.config["SHUTDOWN_TIMEOUT"])
+                return
         await asgi_app(scope, receive, send)
 
-    app.asgi_app = warn_at_start_up  # type: ignore[method-assign]
+    app.asgi_app = serve_lifespan  # type: ignore[method-assign]
 
 
 def not_served_by_run_py() -> str:

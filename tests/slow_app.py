@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 
 from quart import Quart, request
@@ -16,6 +17,7 @@ def create_slow_app() -> Quart:
     @app.get("/test/slow")
     async def slow() -> dict[str, float]:
         seconds = float(request.args.get("seconds", "1"))
+        logging.getLogger("quart_app").info("test/slow: sleeping %s s", seconds)
         await asyncio.sleep(seconds)
         return {"slept": seconds}
 
@@ -23,5 +25,16 @@ def create_slow_app() -> Quart:
     async def pid() -> dict[str, int | str]:
         loop = type(asyncio.get_running_loop())
         return {"pid": os.getpid(), "loop": f"{loop.__module__}.{loop.__qualname__}"}
+
+    return app
+
+
+def create_app_that_hangs_when_stopping() -> Quart:
+    """An app with an `after_serving` function that never returns, as a broken one would."""
+    app = create_app()
+
+    @app.after_serving
+    async def wait_forever() -> None:
+        await asyncio.Event().wait()
 
     return app

@@ -112,6 +112,10 @@ def test_defaults_are_not_shared_between_apps(settings_file: Path) -> None:
         ({"DATABASE_URL": "postgres://u:secret@h/db"},
          "bad setting DATABASE_URL = 'postgres://u:***@h/db'"),
         ({"LOG_LEVEL": "LOUD"}, "bad setting LOG_LEVEL = 'LOUD'"),
+        ({"SHUTDOWN_TIMEOUT": -1}, "bad setting SHUTDOWN_TIMEOUT = -1: expected a number of "
+         "seconds >= 0"),
+        ({"SHUTDOWN_TIMEOUT": 5}, "bad setting SHUTDOWN_TIMEOUT = 5.0: expected 0 (no limit) "
+         "or more than BACKGROUND_TASK_SHUTDOWN_TIMEOUT (5 s), which the stop waits first"),
     ],
 )
 def test_bad_settings_stop_start_up_with_one_clear_line(

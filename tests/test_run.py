@@ -46,6 +46,22 @@ def test_signal_finishes_in_flight_requests_then_exits_zero(
             httpx.get(server.base_url + "/healthz", timeout=1)
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_stop_that_hangs_is_cut_off_with_where_it_waited_and_status_1(
+    tmp_path: Path, server_flags: tuple[str, ...], workers: str
+) -> None:
+    app = "tests.slow_app:create_app_that_hangs_when_stopping()"
+    env = {"QUART_SHUTDOWN_TIMEOUT": "2", "QUART_BACKGROUND_TASK_SHUTDOWN_TIMEOUT": "1"}
+    with ServerProcess(*server_flags, "--app", app, "--workers", workers, env=env,
+                       log_dir=tmp_path) as server:
+        assert httpx.get(server.base_url + "/healthz").status_code == 200
+        assert server.stop() == 1
+        output = server.output()
+        assert output.count("the stop did not finish within SHUTDOWN_TIMEOUT (2.0 s)") == int(
+            workers)
+        assert "in create_app_that_hangs_when_stopping.<locals>.wait_forever" in output
+
+
 def test_two_workers_really_run(tmp_path: Path, server_flags: tuple[str, ...]) -> None:
     with ServerProcess(*server_flags, "--app", SLOW_APP, "--workers", "2",
                        log_dir=tmp_path) as server:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -119,3 +121,20 @@ def test_granians_options_leave_hypercorns_config_alone(settings_file: Path) -> 
     settings_file.write_text('[hypercorn]\ngranian_task_impl = "rust"\n')
     config = build_config(serving_settings(parse_args([])), "quart_app:create_app()")
     assert not hasattr(config, "granian_task_impl")
+
+
+def test_a_worker_killed_for_outliving_graceful_timeout_makes_the_exit_status_1(
+    tmp_path: Path,
+) -> None:
+    env = {"QUART_HYPERCORN__GRACEFUL_TIMEOUT": "1"}
+    with ServerProcess(*GRANIAN, "--app", "tests.slow_app:create_slow_app()", env=env,
+                       log_dir=tmp_path) as server:
+        with ThreadPoolExecutor(1) as pool:
+            slow = pool.submit(httpx.get, server.base_url + "/test/slow?seconds=30", timeout=60)
+            deadline = time.monotonic() + 10
+            while "test/slow: sleeping" not in server.output() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert server.stop() == 1
+            with pytest.raises(httpx.HTTPError):
+                slow.result()
+        assert "refused to gracefully stop" in server.output()
