@@ -26,8 +26,11 @@ would have set, and `init_app` says so once, when the server starts it.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
+import signal
+from collections.abc import Awaitable, Callable
 from importlib.metadata import version
 from ssl import SSLError
 from typing import Any
@@ -35,6 +38,7 @@ from typing import Any
 import h11
 from hypercorn.asyncio import run as hypercorn_asyncio_run
 from hypercorn.asyncio.tcp_server import MAX_RECV, TCPServer
+from hypercorn.config import Config, Sockets
 from hypercorn.events import Closed, RawData
 from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.typing import AppWrapper
@@ -81,10 +85,15 @@ class AnsweringTCPServer(TCPServer):
 
 
 class CloseWhenStopping:
-    """Answers sent once a stop has begun say `Connection: close`.
+    """Answers sent once a stop has begun say `Connection: close`; a request the stop cuts
+    off (still running at the end of `graceful_timeout`) is answered 503, not 500.
 
     hypercorn closes the connection after such an answer anyway; saying so keeps the client
-    from sending its next request on it, where it would meet a closed socket.
+    from sending its next request on it, where it would meet a closed socket. hypercorn
+    cancels a request still running when `graceful_timeout` ends and answers 500 for it; it
+    did not fail, the server went away under it, which is what 503 with Retry-After says.
+    A cut-off request may have taken effect (an insert that committed just before): it was
+    not acknowledged, and its client can tell by retrying with the same id (409).
     """
 
     def __init__(self, app: AppWrapper, server: TCPServer) -> None:
@@ -93,26 +102,84 @@ class CloseWhenStopping:
 
     async def __call__(self, scope: Any, receive: Any, send: Any, sync_spawn: Any,
                        call_soon: Any) -> None:
+        if scope["type"] != "http":  # websockets and lifespan pass through
+            await self.app(scope, receive, send, sync_spawn, call_soon)
+            return
+        closing = scope.get("http_version") in ("1.0", "1.1")  # HTTP/2 has no Connection
+        started = False
+
         async def send_closing(message: Any) -> None:
-            if (message["type"] == "http.response.start"
-                    and self.server.context.terminated.is_set()):
-                headers = [*message.get("headers", ()), (b"connection", b"close")]
-                message = {**message, "headers": headers}
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                if closing and self.server.context.terminated.is_set():
+                    headers = [*message.get("headers", ()), (b"connection", b"close")]
+                    message = {**message, "headers": headers}
             await send(message)
 
-        if scope["type"] == "http" and scope.get("http_version") in ("1.0", "1.1"):
+        try:
             await self.app(scope, receive, send_closing, sync_spawn, call_soon)
-        else:  # HTTP/2 has no Connection header; websockets and lifespan pass through
-            await self.app(scope, receive, send, sync_spawn, call_soon)
+        except asyncio.CancelledError:
+            if not started and self.server.context.terminated.is_set():
+                await send_closing(CUT_OFF_START)
+                await send_closing(CUT_OFF_BODY)
+            raise
+
+
+CUT_OFF_BODY = {"type": "http.response.body", "body": json.dumps({
+    "error": "server_stopping",
+    "message": "the server stopped before this request finished (graceful_timeout); it was "
+               "not acknowledged and may or may not have taken effect: retry it (an insert "
+               "with the same id answers 409 if it was stored)",
+}).encode()}
+CUT_OFF_START = {"type": "http.response.start", "status": 503, "headers": [
+    (b"content-type", b"application/json"), (b"retry-after", b"1"),
+    (b"content-length", str(len(CUT_OFF_BODY["body"])).encode()),
+]}
 
 
 def install() -> None:
-    """Serve every connection of hypercorn's asyncio workers with `AnsweringTCPServer`."""
+    """Serve every connection of hypercorn's asyncio workers with `AnsweringTCPServer`, and
+    bound each worker's stop (`stop_watch`)."""
     installed = version("hypercorn")
     if installed != HYPERCORN_VERSION:
         raise RuntimeError(f"quart_app.serving overrides hypercorn {HYPERCORN_VERSION}'s "
                            f"connection class; {installed} is installed: check it again")
     hypercorn_asyncio_run.TCPServer = AnsweringTCPServer  # type: ignore[attr-defined]
+    hypercorn_asyncio_run.worker_serve = worker_serve_watching_the_stop
+
+
+_hypercorn_worker_serve = hypercorn_asyncio_run.worker_serve
+
+#: SHUTDOWN_TIMEOUT of the app this process serves (`init_app` sets it; 0: no limit).
+_shutdown_timeout = 0.0
+
+
+async def worker_serve_watching_the_stop(
+    app: AppWrapper, config: Config, *, sockets: Sockets | None = None,
+    shutdown_trigger: Callable[..., Awaitable[Any]] | None = None,
+) -> None:
+    """hypercorn's worker, whose stop gets `graceful_timeout` + SHUTDOWN_TIMEOUT seconds from
+    the moment it is asked for."""
+    asked = shutdown_trigger or _signalled()
+
+    async def stop_asked() -> None:
+        await asked()
+        if _shutdown_timeout:
+            stop_watch.watch(config.graceful_timeout + _shutdown_timeout,
+                             "graceful_timeout + SHUTDOWN_TIMEOUT")
+
+    await _hypercorn_worker_serve(app, config, sockets=sockets, shutdown_trigger=stop_asked)
+
+
+def _signalled() -> Callable[[], Awaitable[Any]]:
+    """One process serving alone: SIGINT and SIGTERM stop it (as hypercorn's own handlers,
+    which it installs only when given no trigger)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for name in ("SIGINT", "SIGTERM"):
+        loop.add_signal_handler(getattr(signal, name), stop.set)
+    return stop.wait
 
 
 _served_on_granian = False
@@ -140,15 +207,19 @@ def init_app(app: Quart) -> None:
 
     The ASGI lifespan is the start-up only a server runs (tests start the app directly).
     """
+    global _shutdown_timeout
+    _shutdown_timeout = app.config["SHUTDOWN_TIMEOUT"]
     asgi_app = app.asgi_app
 
     async def serve_lifespan(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
             if not installed():
                 logging.getLogger("quart_app").warning(not_served_by_run_py())
-            elif app.config["SHUTDOWN_TIMEOUT"]:
+            else:
+                # On hypercorn the countdown began when the stop was asked for.
+                from_shutdown = app.config["SHUTDOWN_TIMEOUT"] if _served_on_granian else 0
                 await stop_watch.serve_lifespan(asgi_app, scope, receive, send,
-                                                app.config["SHUTDOWN_TIMEOUT"])
+                                                from_shutdown or None)
                 return
         await asgi_app(scope, receive, send)
 

@@ -38,3 +38,19 @@ def create_app_that_hangs_when_stopping() -> Quart:
         await asyncio.Event().wait()
 
     return app
+
+
+def create_app_with_a_view_that_ignores_cancellation() -> Quart:
+    """An app with a view that goes on when cancelled, as a broken one would."""
+    app = create_app()
+
+    @app.get("/test/stubborn")
+    async def stubborn() -> str:
+        logging.getLogger("quart_app").info("test/stubborn: started")
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                continue
+
+    return app

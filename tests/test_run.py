@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -18,6 +19,15 @@ from .server_process import REPO, ServerProcess, clean_env, worker_answers
 from .support import free_port
 
 SLOW_APP = "tests.slow_app:create_slow_app()"
+#: A stop's budgets cut short, for the tests of a stop that overruns them.
+QUICK_STOP = {"QUART_SHUTDOWN_TIMEOUT": "2", "QUART_BACKGROUND_TASK_SHUTDOWN_TIMEOUT": "1",
+              "QUART_HYPERCORN__GRACEFUL_TIMEOUT": "1"}
+
+
+def wait_for_line(server: ServerProcess, line: str) -> None:
+    deadline = time.monotonic() + 10
+    while line not in server.output() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
@@ -51,15 +61,57 @@ def test_a_stop_that_hangs_is_cut_off_with_where_it_waited_and_status_1(
     tmp_path: Path, server_flags: tuple[str, ...], workers: str
 ) -> None:
     app = "tests.slow_app:create_app_that_hangs_when_stopping()"
-    env = {"QUART_SHUTDOWN_TIMEOUT": "2", "QUART_BACKGROUND_TASK_SHUTDOWN_TIMEOUT": "1"}
+    # granian kills a worker graceful_timeout after the stop began, whatever it does: here
+    # the lifespan's SHUTDOWN_TIMEOUT ends first, so the worker says where it waits.
+    env = {**QUICK_STOP, "QUART_HYPERCORN__GRACEFUL_TIMEOUT": "5"} if (
+        "granian" in server_flags) else QUICK_STOP
     with ServerProcess(*server_flags, "--app", app, "--workers", workers, env=env,
                        log_dir=tmp_path) as server:
         assert httpx.get(server.base_url + "/healthz").status_code == 200
         assert server.stop() == 1
         output = server.output()
-        assert output.count("the stop did not finish within SHUTDOWN_TIMEOUT (2.0 s)") == int(
-            workers)
+        budget = ("SHUTDOWN_TIMEOUT (2.0 s)" if "granian" in server_flags
+                  else "graceful_timeout + SHUTDOWN_TIMEOUT (3.0 s)")
+        assert output.count(f"the stop did not finish within {budget}") == int(workers)
         assert "in create_app_that_hangs_when_stopping.<locals>.wait_forever" in output
+
+
+def test_a_request_that_ignores_cancellation_cannot_hold_the_stop(
+    tmp_path: Path, server_flags: tuple[str, ...]
+) -> None:
+    app = "tests.slow_app:create_app_with_a_view_that_ignores_cancellation()"
+    with ServerProcess(*server_flags, "--app", app, env=QUICK_STOP, log_dir=tmp_path) as server:
+        with ThreadPoolExecutor(1) as pool:
+            stubborn = pool.submit(httpx.get, server.base_url + "/test/stubborn", timeout=60)
+            wait_for_line(server, "test/stubborn: started")
+            assert server.stop() == 1
+            if "granian" in server_flags:  # granian kills the worker after graceful_timeout
+                with pytest.raises(httpx.HTTPError):
+                    stubborn.result()
+                assert "refused to gracefully stop" in server.output()
+            else:
+                assert_cut_off(stubborn.result())
+                assert ("in create_app_with_a_view_that_ignores_cancellation.<locals>.stubborn"
+                        in server.output())
+
+
+def test_a_request_still_running_after_graceful_timeout_is_answered_503_on_hypercorn(
+    tmp_path: Path,
+) -> None:
+    with ServerProcess("--app", SLOW_APP, env=QUICK_STOP, log_dir=tmp_path) as server:
+        with ThreadPoolExecutor(1) as pool:
+            slow = pool.submit(httpx.get, server.base_url + "/test/slow?seconds=30", timeout=60)
+            wait_for_line(server, "test/slow: sleeping")
+            assert server.stop() == 0
+            assert_cut_off(slow.result())
+        assert "Error in ASGI Framework" not in server.output()
+
+
+def assert_cut_off(response: httpx.Response) -> None:
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.headers["connection"] == "close"
+    assert response.json()["error"] == "server_stopping"
 
 
 def test_two_workers_really_run(tmp_path: Path, server_flags: tuple[str, ...]) -> None:
