@@ -122,6 +122,16 @@ class CacheClient:
 
     async def get_many(self, *keys: str) -> list[Any]:
         """Values in the order of `keys`; a miss is `None`, as in Flask-Caching."""
+        return [None if text is None else self._serializer.loads(text)
+                for text in await self.get_many_texts(*keys)]
+
+    def decode(self, text: str) -> Any:
+        """A value from its stored text (what `get_many_texts` returns)."""
+        return self._serializer.loads(text)
+
+    async def get_many_texts(self, *keys: str) -> list[str | None]:
+        """`get_many`, with each value as the text it is stored as (None: a miss), for a
+        caller that keeps what it decoded: the same text is the same value."""
         full_keys = [self._key(key) for key in keys]
         tier = self._serving_tier()
         texts: list[str | None]
@@ -134,7 +144,7 @@ class CacheClient:
                 fetched = await self._read_through(tier, [full_keys[index] for index in unread])
                 for index, text in zip(unread, fetched, strict=True):
                     texts[index] = text
-        return [None if text is None else self._serializer.loads(text) for text in texts]
+        return texts
 
     async def get_dict(self, *keys: str) -> dict[str, Any]:
         return dict(zip(keys, await self.get_many(*keys), strict=True))

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -37,19 +37,18 @@ from hypercorn.typing import (
     Scope,
 )
 from quart import Quart
-from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import MapAdapter, RequestRedirect
 
-from .generations import read, unwrap
-from .keys import sorted_query, view_keys
+from .generations import recorded
+from .keys import EntryKeys, sorted_query, view_keys
 from .responses import StoredResponse
 from .runtime import CacheRuntime
 from .validators import (
     NOT_MODIFIED_KEEPS,
     VALIDATED_STATUSES,
     cache_status,
-    client_has,
+    client_has_tag,
     freshness_headers,
 )
 from .views import CachedView
@@ -66,7 +65,13 @@ _METHODS = frozenset({"GET", "HEAD"})
 # Paths whose route was matched, and what it is: most requests repeat a few paths, and a
 # route match costs more than the rest of a miss here. Emptied when full (paths can be many).
 _MATCHES_KEPT = 4096
+#: Entry keys kept per (path, query): a key is three SHA-256 digests of JSON.
+_KEYS_KEPT = 4096
+#: Characters of stored text kept decoded (entries and tokens): the same text is the same
+#: value, so a hit decodes an entry (JSON, then base64) once, not once per request.
+_DECODED_CHARS_KEPT = 4_000_000
 _VARY = "vary"
+_NO_CACHE = "no-cache"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +83,41 @@ class _Route:
     rule: str
     #: The view function's attributes (`cache_runtime_for`, an assigned `make_cache_key`).
     attributes: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """A stored entry as every hit of it answers: decoded, its fixed headers encoded."""
+
+    tokens: list[str]
+    response: StoredResponse
+    headers: list[tuple[bytes, bytes]]
+    #: The fixed headers a 304 keeps.
+    not_modified_headers: list[tuple[bytes, bytes]]
+    etag: str | None
+    has_cache_control: bool
+    content_length: bytes
+
+    @classmethod
+    def of(cls, stored: Any) -> _Entry | None:
+        """None for what a fast hit cannot answer: no entry, a `Vary` entry, not a response."""
+        entry = None if isinstance(stored, dict) and _VARY in stored else recorded(stored)
+        response = StoredResponse.from_value(entry[1]) if entry is not None else None
+        if entry is None or response is None:
+            return None
+        headers = _encoded(response.headers)
+        return cls(
+            tokens=entry[0], response=response, headers=headers,
+            not_modified_headers=[(name, text) for name, text in headers
+                                  if name.decode("latin1") in NOT_MODIFIED_KEEPS],
+            etag=response.header("ETag"),
+            has_cache_control=response.header("Cache-Control") is not None,
+            content_length=str(len(response.body)).encode("latin1"),
+        )
+
+
+def _encoded(headers: Any) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode("latin1"), text.encode("latin1")) for name, text in headers]
 
 
 class FastHits:
@@ -93,6 +133,9 @@ class FastHits:
         self.on_hit = on_hit
         self._adapter: MapAdapter | None = None
         self._matches: dict[tuple[str, str], _Route | None] = {}
+        self._keys: dict[tuple[Any, ...], EntryKeys] = {}
+        self._decoded: dict[str, Any] = {}
+        self._decoded_chars = 0
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -157,52 +200,86 @@ class FastHits:
             runtime: CacheRuntime = runtime_for(self.app)
         except RuntimeError:  # the app is not serving (yet, or any more)
             return None
-        settings, key_prefix, rule = route.settings, route.key_prefix, route.rule
-        request_headers = Headers(
-            [(name.decode("latin1"), value.decode("latin1")) for name, value in scope["headers"]]
-        )
-        if runtime.honor_no_cache and "no-cache" in request_headers.get("Cache-Control", ""):
+        cache_control, if_none_match = _request_headers(scope["headers"])
+        if runtime.honor_no_cache and cache_control is not None and _NO_CACHE in cache_control:
             return None
-        query = None
-        if settings.query_string:
-            # As werkzeug parses `request.args`, so both paths build the same key.
-            query = sorted_query(parse_qsl(scope["query_string"].decode(),
-                                           keep_blank_values=True,
-                                           errors="werkzeug.url_quote"))
-        keys = view_keys(settings.name, key_prefix.replace("%s", path)
-                         + settings.source_part(runtime), path, query, None,
-                         settings.hash_of(runtime))
-        stored, tokens = await read(runtime.client, keys.entry, keys.scopes)
-        if isinstance(stored, dict) and _VARY in stored:
+        keys = self._keys_of(route, runtime, path, scope["query_string"])
+        stored, *tokens = await runtime.client.get_many_texts(keys.entry, *keys.scopes)
+        entry = self._decode(runtime.client, stored, _Entry.of) if stored is not None else None
+        if entry is None or entry.tokens != [
+                None if token is None else self._decode(runtime.client, token, _token)
+                for token in tokens]:
             return None
-        value, state = unwrap(stored, tokens)
-        entry = StoredResponse.from_value(value) if state == "hit" else None
-        if entry is None:
-            return None
-        runtime.stats.record(settings.name, "hit")
+        runtime.stats.record(route.settings.name, "hit")
         if self.on_hit is not None:
-            self.on_hit(rule)
-        return self._answer(entry, request_headers, scope["method"] == "HEAD")
+            self.on_hit(route.rule)
+        return self._answer(entry, if_none_match, scope["method"] == "HEAD")
+
+    def _keys_of(self, route: _Route, runtime: CacheRuntime, path: str,
+                 query_string: bytes) -> EntryKeys:
+        settings = route.settings
+        source, hash_method = settings.source_part(runtime), settings.hash_of(runtime)
+        memo = (route.rule, settings.name, path,
+                query_string if settings.query_string else None, source, hash_method)
+        keys = self._keys.get(memo)
+        if keys is None:
+            query = None
+            if settings.query_string:
+                # As werkzeug parses `request.args`, so both paths build the same key.
+                query = sorted_query(parse_qsl(query_string.decode(), keep_blank_values=True,
+                                               errors="werkzeug.url_quote"))
+            keys = view_keys(settings.name, route.key_prefix.replace("%s", path) + source,
+                             path, query, None, hash_method)
+            if len(self._keys) >= _KEYS_KEPT:
+                self._keys.clear()
+            self._keys[memo] = keys
+        return keys
+
+    def _decode(self, client: Any, text: str, making: Callable[[Any], Any]) -> Any:
+        """`making(decoded text)`, made once per text while it is kept."""
+        try:
+            return self._decoded[text]
+        except KeyError:
+            pass
+        made = making(client.decode(text))
+        if self._decoded_chars + len(text) > _DECODED_CHARS_KEPT:
+            self._decoded.clear()
+            self._decoded_chars = 0
+        self._decoded[text] = made
+        self._decoded_chars += len(text)
+        return made
 
     def _answer(
-        self, entry: StoredResponse, request_headers: Headers, head: bool
+        self, entry: _Entry, if_none_match: str | None, head: bool
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        response = entry.response
         now = time.time()
-        remaining = entry.remaining(now)
-        headers = [*entry.headers,
-                   *freshness_headers(entry.age(now), remaining,
-                                      entry.header("Cache-Control") is not None),
-                   ("Cache-Status", cache_status(hit=True, ttl=remaining))]
-        status, body = entry.status, entry.body
-        if status in VALIDATED_STATUSES and client_has(request_headers, entry.header("ETag")):
-            status, body = 304, b""
-            headers = [(name, text) for name, text in headers
-                       if name.lower() in NOT_MODIFIED_KEEPS]
-        else:
-            headers.append(("Content-Length", str(len(body))))
+        remaining = response.remaining(now)
+        varying = _encoded([*freshness_headers(response.age(now), remaining,
+                                               entry.has_cache_control),
+                            ("Cache-Status", cache_status(hit=True, ttl=remaining))])
         request_id = self.request_id()
         if request_id is not None:
-            headers.append(("X-Request-ID", request_id))
-        encoded = [(name.lower().encode("latin1"), text.encode("latin1"))
-                   for name, text in headers]
-        return status, encoded, b"" if head else body
+            varying.append((b"x-request-id", request_id.encode("latin1")))
+        if response.status in VALIDATED_STATUSES and if_none_match is not None and (
+                client_has_tag(if_none_match, entry.etag)):
+            return 304, [*entry.not_modified_headers, *varying], b""
+        headers = [*entry.headers, *varying, (b"content-length", entry.content_length)]
+        return response.status, headers, b"" if head else response.body
+
+
+def _request_headers(headers: Iterable[tuple[bytes, bytes]]) -> tuple[str | None, str | None]:
+    """The request's first Cache-Control and If-None-Match, as the decorator's path reads them
+    (werkzeug's `Headers.get`), without building Headers."""
+    cache_control = if_none_match = None
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == b"cache-control" and cache_control is None:
+            cache_control = value.decode("latin1")
+        elif lowered == b"if-none-match" and if_none_match is None:
+            if_none_match = value.decode("latin1")
+    return cache_control, if_none_match
+
+
+def _token(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

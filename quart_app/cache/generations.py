@@ -40,11 +40,19 @@ def wrap(value: Any, tokens: Tokens) -> dict[str, Any]:
 
 def unwrap(stored: Any, tokens: Sequence[str | None]) -> tuple[Any, State]:
     """The entry's value if it was stored under exactly `tokens`, else MISSING and why."""
-    if not isinstance(stored, dict) or _TOKENS not in stored:
+    entry = recorded(stored)
+    if entry is None:
         return MISSING, "miss"
-    if None in tokens or list(stored[_TOKENS]) != list(tokens):
+    if None in tokens or entry[0] != list(tokens):
         return MISSING, "stale"
-    return stored[_VALUE], "hit"
+    return entry[1], "hit"
+
+
+def recorded(stored: Any) -> tuple[list[str], Any] | None:
+    """The tokens an entry was stored under and its value; None for what `wrap` did not make."""
+    if not isinstance(stored, dict) or _TOKENS not in stored or _VALUE not in stored:
+        return None
+    return list(stored[_TOKENS]), stored[_VALUE]
 
 
 async def read(

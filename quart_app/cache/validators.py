@@ -38,9 +38,14 @@ def strong_etag(status: int, content_type: str | None, encoding: str | None, bod
 
 def client_has(request_headers: Headers, etag: str | None) -> bool:
     """Whether the request's If-None-Match names `etag` (compared weakly, as RFC 9110 says)."""
-    if etag is None or "If-None-Match" not in request_headers:
+    return client_has_tag(request_headers.get("If-None-Match"), etag)
+
+
+def client_has_tag(if_none_match: str | None, etag: str | None) -> bool:
+    """Whether an If-None-Match value names `etag` (compared weakly, as RFC 9110 says)."""
+    if etag is None or if_none_match is None:
         return False
-    tags = parse_etags(request_headers.get("If-None-Match"))
+    tags = parse_etags(if_none_match)
     return tags.star_tag or tags.contains_weak(unquote_etag(etag)[0] or "")
 
 
