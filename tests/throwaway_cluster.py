@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from .services import running_under_ci
 from .support import RedisProcesses, wait_for
@@ -51,7 +52,11 @@ def _wait_for(what: str, condition: Any, timeout: float = START_TIMEOUT) -> None
 class ThrowawayCluster(RedisProcesses):
     def __init__(self, directory: Path, nodes: int = 6) -> None:
         self.directory = directory
-        self.ports = [cluster_port() for _ in range(nodes)]
+        self.ports: list[int] = []
+        while len(self.ports) < nodes:
+            port = cluster_port()
+            if not {port, port + 10000} & {*self.ports, *(taken + 10000 for taken in self.ports)}:
+                self.ports.append(port)
         super().__init__()
         #: Masters a healthy cluster has (one more after `add_empty_master`).
         self.master_count = nodes // 2
@@ -104,8 +109,30 @@ class ThrowawayCluster(RedisProcesses):
     def wait_until_healthy(self, timeout: float = START_TIMEOUT) -> None:
         """Until every running node says `cluster_state:ok`, sees three masters and every
         replica's link to its master is up."""
-        _wait_for("every node in cluster_state:ok with its replicas in sync",
-                  self._healthy, timeout)
+        try:
+            _wait_for("every node in cluster_state:ok with its replicas in sync",
+                      self._healthy, timeout)
+        except RuntimeError as error:
+            raise RuntimeError(f"{error}; the nodes: {self._states()}") from None
+
+    def _states(self) -> str:
+        """What each node says of itself, for a start-up that did not finish."""
+        states = []
+        for port, process in self.processes.items():
+            if process.poll() is not None:
+                states.append(f"{port} exited ({process.returncode})")
+                continue
+            node = self.client(port)
+            try:
+                replication = node.info("replication")
+                states.append(f"{port} {node.cluster('info')['cluster_state']} "
+                              f"{replication['role']} "
+                              f"{replication.get('master_link_status', '')}".strip())
+            except (OSError, redis.RedisError) as error:
+                states.append(f"{port} unreadable ({error})")
+            finally:
+                node.close()
+        return ", ".join(states)
 
     def _healthy(self) -> bool:
         masters = set()
