@@ -102,8 +102,10 @@ def serve(settings: Mapping[str, Any], application: str) -> int:
     except RuntimeError as error:  # granian reports a socket it cannot bind this way
         raise OSError(str(error)) from None
     # granian exits the process itself (code 1) when a worker fails; reaching here is a stop,
-    # whose status granian does not give: a worker's stop that overran (stop_watch) is not 0.
-    return 0 if all(worker.inner.exitcode == 0 for worker in stopped) else 1
+    # whose status granian does not give. A worker whose stop overran (stop_watch) exited 1:
+    # so does run.py. One granian killed after graceful_timeout (a negative status) had its
+    # requests cut off, as hypercorn cuts them off then: granian logs it, and the stop is 0.
+    return 1 if any((worker.inner.exitcode or 0) > 0 for worker in stopped) else 0
 
 
 def _remember_stopped_workers(server: Any) -> list[Any]:
