@@ -17,6 +17,8 @@ import httpx
 from .support import free_port
 
 REPO = Path(__file__).resolve().parent.parent
+#: SHUTDOWN_TIMEOUT of test servers: with graceful_timeout (10), less than `stop` waits.
+STOP_BUDGET = 10
 
 
 def clean_env(env: dict[str, str] | None = None) -> dict[str, str]:
@@ -44,6 +46,8 @@ class ServerProcess:
         bind = f"127.0.0.1:{self.port}"
         self.args = [sys.executable, "run.py", *([] if bind_in_env else ["--bind", bind]), *args]
         self.env = clean_env(env)
+        # A stop that hangs ends (with where it waited, in the log) before `stop` gives up.
+        self.env.setdefault("QUART_SHUTDOWN_TIMEOUT", str(STOP_BUDGET))
         if bind_in_env:
             self.env["QUART_HYPERCORN__BIND"] = json.dumps([bind])
         self.process: subprocess.Popen[bytes] | None = None
