@@ -94,6 +94,12 @@ class ServerProcess:
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def wait_for_line(self, line: str, timeout: float = 10) -> None:
+        """Until the server's log holds `line` (a request it logs has reached the view)."""
+        deadline = time.monotonic() + timeout
+        while line not in self.output() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     def __enter__(self) -> ServerProcess:
         self.start()
         return self

@@ -24,12 +24,6 @@ QUICK_STOP = {"QUART_SHUTDOWN_TIMEOUT": "2", "QUART_BACKGROUND_TASK_SHUTDOWN_TIM
               "QUART_HYPERCORN__GRACEFUL_TIMEOUT": "1"}
 
 
-def wait_for_line(server: ServerProcess, line: str) -> None:
-    deadline = time.monotonic() + 10
-    while line not in server.output() and time.monotonic() < deadline:
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
 def test_signal_finishes_in_flight_requests_then_exits_zero(
     tmp_path: Path, stop_signal: int, server_flags: tuple[str, ...]
@@ -83,7 +77,7 @@ def test_a_request_that_ignores_cancellation_cannot_hold_the_stop(
     with ServerProcess(*server_flags, "--app", app, env=QUICK_STOP, log_dir=tmp_path) as server:
         with ThreadPoolExecutor(1) as pool:
             stubborn = pool.submit(httpx.get, server.base_url + "/test/stubborn", timeout=60)
-            wait_for_line(server, "test/stubborn: started")
+            server.wait_for_line("test/stubborn: started")
             if "granian" in server_flags:  # granian kills the worker after graceful_timeout
                 assert server.stop() == 0
                 with pytest.raises(httpx.HTTPError):
@@ -102,7 +96,7 @@ def test_a_request_still_running_after_graceful_timeout_is_answered_503_on_hyper
     with ServerProcess("--app", SLOW_APP, env=QUICK_STOP, log_dir=tmp_path) as server:
         with ThreadPoolExecutor(1) as pool:
             slow = pool.submit(httpx.get, server.base_url + "/test/slow?seconds=30", timeout=60)
-            wait_for_line(server, "test/slow: sleeping")
+            server.wait_for_line("test/slow: sleeping")
             assert server.stop() == 0
             assert_cut_off(slow.result())
         assert "Error in ASGI Framework" not in server.output()

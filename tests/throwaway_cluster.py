@@ -164,16 +164,12 @@ class ThrowawayCluster(RedisProcesses):
 
     def master_of(self, key: str) -> int:
         """The port of the master serving `key`'s slot now (as a running node sees it)."""
-        port = next(iter(self.processes))
-        node = self.client(port)
+        node = self.client(next(iter(self.processes)))
         try:
             slot = int(node.cluster("keyslot", key))
-            for start, end, master, *_ in node.cluster("slots"):
-                if int(start) <= slot <= int(end):
-                    return int(master[1])
         finally:
             node.close()
-        raise RuntimeError(f"no master serves slot {slot}")
+        return self.master_of_slot(slot)
 
     def add_empty_master(self) -> int:
         """Start one more node and join it to the cluster as a master serving no slots (as

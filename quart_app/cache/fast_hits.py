@@ -40,6 +40,7 @@ from quart import Quart
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import MapAdapter, RequestRedirect
 
+from .client import CacheClient
 from .generations import recorded
 from .keys import EntryKeys, sorted_query, view_keys
 from .responses import StoredResponse
@@ -235,7 +236,7 @@ class FastHits:
             self._keys[memo] = keys
         return keys
 
-    def _decode(self, client: Any, text: str, making: Callable[[Any], Any]) -> Any:
+    def _decode(self, client: CacheClient, text: str, making: Callable[[Any], Any]) -> Any:
         """`making(decoded text)`, made once per text while it is kept."""
         try:
             return self._decoded[text]
