@@ -145,12 +145,7 @@ async def test_a_key_already_moved_is_read_through_ask_with_many_connections_ope
         on_away = [f"k{number}" for number in range(200)
                    if throwaway_cluster.master_of(PREFIX + f"k{number}") == away][:8]
         await asyncio.gather(*(client.get(key) for key in on_away))  # connections to `away`
-        throwaway_cluster.start_moving(slot, away)
-        throwaway_cluster.migrate(slot, home, away, 0, keys=[f"{PREFIX}{{tag}}moved".encode()])
-        assert await client.get("{tag}moved") == 1
-        assert await client.delete("{tag}moved")
-        assert not client.is_down
-        throwaway_cluster.finish_moving(slot, away)
+        await moved_key_is_read_and_deleted(throwaway_cluster, client, slot, home, away)
     finally:
         await client.close()
 
@@ -167,12 +162,7 @@ async def test_a_slot_moving_to_a_new_empty_master_is_read_there(
         slot = throwaway_cluster.slot_of("{tag}")
         home = throwaway_cluster.master_of_slot(slot)
         new = await asyncio.to_thread(throwaway_cluster.add_empty_master)
-        throwaway_cluster.start_moving(slot, new)
-        throwaway_cluster.migrate(slot, home, new, 0, keys=[f"{PREFIX}{{tag}}moved".encode()])
-        assert await client.get("{tag}moved") == 1
-        assert await client.delete("{tag}moved")
-        assert not client.is_down
-        throwaway_cluster.finish_moving(slot, new)
+        await moved_key_is_read_and_deleted(throwaway_cluster, client, slot, home, new)
         # A master that served no slots could be a promoted replica: the first MOVED to it
         # counts as a failover (that call's answer is dropped, the cache forgets), once.
         await client.set("{tag}moved", 2)
@@ -181,3 +171,16 @@ async def test_a_slot_moving_to_a_new_empty_master_is_read_there(
         assert throwaway_cluster.master_of_slot(slot) == new
     finally:
         await client.close()
+
+
+async def moved_key_is_read_and_deleted(
+    cluster: ThrowawayCluster, client: CacheClient, slot: int, home: int, to: int,
+) -> None:
+    """Move `{tag}moved` (value 1) alone of its slot to `to`, then read it and delete it
+    while the slot is half moved (ASK), and finish the move."""
+    cluster.start_moving(slot, to)
+    cluster.migrate(slot, home, to, 0, keys=[f"{PREFIX}{{tag}}moved".encode()])
+    assert await client.get("{tag}moved") == 1
+    assert await client.delete("{tag}moved")
+    assert not client.is_down
+    cluster.finish_moving(slot, to)
